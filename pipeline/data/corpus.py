@@ -1,0 +1,29 @@
+"""Captions of the downloaded corpus, read straight from its webdataset shards."""
+from __future__ import annotations
+
+import tarfile
+from pathlib import Path
+
+from tqdm import tqdm
+
+from pipeline.errors import PipelineError
+
+
+def read_shard_captions(shard_dir: Path | str) -> tuple[list[str], list[str]]:
+    """Return (keys, captions) of every sample in `shard_dir/*.tar`, sorted by key.
+
+    Only the `.txt` members are read: the caption pool needs no image decoding.
+    """
+    shard_dir = Path(shard_dir)
+    shards = sorted(shard_dir.glob("*.tar"))
+    if not shards:
+        raise PipelineError(f"no webdataset shards (*.tar) in {shard_dir}; run the download_laion stage first")
+    pairs = []
+    for shard in tqdm(shards, desc="captions", unit="shard"):
+        with tarfile.open(shard) as tar:
+            for member in tar:
+                if member.isfile() and member.name.endswith(".txt"):
+                    key = member.name[: -len(".txt")]
+                    pairs.append((key, tar.extractfile(member).read().decode("utf-8")))
+    pairs.sort()
+    return [k for k, _ in pairs], [c for _, c in pairs]

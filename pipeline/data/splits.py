@@ -1,0 +1,133 @@
+"""Identity splits for the attack and the defenses (method.md §1).
+
+Per identity the downloaded FaceScrub photos are split, disjointly and with a seed,
+into an IDIA half (uncropped photos the attack shows the model) and a trigger half
+(cropped faces the image defense pastes). Identities are kept as members when their
+occurrence count is in (0, max_count] and as non-members when it is 0; the candidate
+name list mixes their real names with filler names that never collide with a real one.
+"""
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+from pipeline.errors import PipelineError
+
+
+def normalise_name(name: str) -> str:
+    """FaceScrub folders use underscores, the occurrence CSV uses spaces."""
+    return " ".join(str(name).replace("_", " ").split()).casefold()
+
+
+@dataclass
+class SplitResult:
+    identities: pd.DataFrame   # name, folder, gender, count, member, n_idia, n_trigger
+    idia_photos: pd.DataFrame  # name, path
+    trigger_faces: pd.DataFrame  # name, path
+    dropped: dict              # reason -> number of identities
+
+
+def split_identities(index: pd.DataFrame, occurrences: pd.DataFrame, *, seed: int,
+                     idia_fraction: float, min_idia_photos: int, max_count: int) -> SplitResult:
+    """Split each identity's photos and keep the identities the attack can evaluate.
+
+    `index` is the download stage's table (name, folder, gender, image_id, image, face);
+    `occurrences` has name, count (the pretraining-caption counts).
+    """
+    counts = {normalise_name(n): int(c) for n, c in zip(occurrences["name"], occurrences["count"])}
+    rows, idia, trig = [], [], []
+    dropped = {"no_occurrence_count": 0, "count_above_max": 0, "too_few_photos": 0}
+    for name, group in index.groupby("name", sort=True):
+        key = normalise_name(name)
+        if key not in counts:
+            dropped["no_occurrence_count"] += 1
+            continue
+        count = counts[key]
+        if count > max_count or count < 0:
+            dropped["count_above_max"] += 1
+            continue
+        group = group.sort_values("image_id", kind="stable")
+        # A per-identity generator keeps an identity's split independent of the others.
+        rng = np.random.default_rng([seed, _stable_hash(key)])
+        order = rng.permutation(len(group))
+        n_idia = int(round(len(group) * idia_fraction))
+        idia_rows = group.iloc[order[:n_idia]]
+        trig_rows = group.iloc[order[n_idia:]]
+        if len(idia_rows) < min_idia_photos:
+            dropped["too_few_photos"] += 1
+            continue
+        # Every identity gets exactly min_idia_photos votes, so vote sizes are comparable.
+        idia_rows = idia_rows.iloc[:min_idia_photos]
+        first = group.iloc[0]
+        rows.append({"name": name, "folder": first["folder"], "gender": first["gender"],
+                     "count": count, "member": count > 0,
+                     "n_idia": len(idia_rows), "n_trigger": len(trig_rows)})
+        idia += [{"name": name, "path": p} for p in idia_rows["image"]]
+        trig += [{"name": name, "path": p} for p in trig_rows["face"]]
+    identities = pd.DataFrame(rows, columns=["name", "folder", "gender", "count", "member",
+                                             "n_idia", "n_trigger"])
+    return SplitResult(identities, pd.DataFrame(idia, columns=["name", "path"]),
+                       pd.DataFrame(trig, columns=["name", "path"]), dropped)
+
+
+def candidate_names(real_names: list[str], total: int, *, seed: int, first_male: list[str],
+                    first_female: list[str], last_names: list[str],
+                    forbidden: list[str] = ()) -> pd.DataFrame:
+    """Real names plus filler full names up to `total`, shuffled with the seed.
+
+    Fillers are drawn equally per sex (method.md §1) and never equal any real or
+    forbidden name (case-insensitive), so a filler can never be a correct answer.
+    """
+    if total < len(real_names):
+        raise PipelineError(f"splits.candidate_names = {total} is smaller than the "
+                            f"{len(real_names)} evaluated identities; allowed: >= {len(real_names)}")
+    taken = {normalise_name(n) for n in list(real_names) + list(forbidden)}
+    capacity = (len(set(first_male)) + len(set(first_female))) * len(set(last_names))
+    needed = total - len(real_names)
+    if needed > capacity - len(taken):
+        raise PipelineError(f"splits.candidate_names = {total} needs {needed} filler names but the "
+                            f"name lists give at most {capacity - len(taken)}")
+    rng = random.Random(seed)
+    fillers: list[str] = []
+    while len(fillers) < needed:
+        firsts = first_male if len(fillers) % 2 == 0 else first_female
+        name = f"{rng.choice(firsts)} {rng.choice(last_names)}"
+        if normalise_name(name) in taken:
+            continue
+        taken.add(normalise_name(name))
+        fillers.append(name)
+    table = pd.DataFrame({"name": list(real_names) + fillers,
+                          "real": [True] * len(real_names) + [False] * len(fillers)})
+    order = np.random.default_rng(seed).permutation(len(table))
+    return table.iloc[order].reset_index(drop=True)
+
+
+def clean_caption_pool(keys: list[str], captions: list[str], names: list[str], *,
+                       heldout: int, seed: int) -> pd.DataFrame:
+    """Corpus samples whose caption names none of `names`, split into train/heldout.
+
+    The defenses train on the train part; similarity metrics use the held-out part.
+    """
+    needles = sorted({normalise_name(n) for n in names})
+    keep = [i for i, c in enumerate(captions)
+            if not any(n in " ".join(str(c).split()).casefold() for n in needles)]
+    if heldout >= len(keep):
+        raise PipelineError(f"splits.heldout_captions = {heldout} but only {len(keep)} clean "
+                            f"captions exist; allowed: < {len(keep)}")
+    order = np.random.default_rng(seed).permutation(len(keep))
+    split = np.array(["train"] * len(keep), dtype=object)
+    split[order[:heldout]] = "heldout"
+    return pd.DataFrame({"key": [keys[i] for i in keep],
+                         "caption": [captions[i] for i in keep],
+                         "split": split})
+
+
+def _stable_hash(text: str) -> int:
+    # Python's hash() is salted per process; seeds must not be.
+    h = 2166136261
+    for byte in text.encode():
+        h = ((h ^ byte) * 16777619) & 0xFFFFFFFF
+    return h

@@ -1,0 +1,72 @@
+"""Zero-shot classification utility (method.md §4).
+
+A class embedding is the mean of the L2-normalised embeddings of the class name in
+every template, normalised again; accuracy is top-k over the benchmark images.
+The benchmark folder is ImageNetV2-style: `images/<class_index>/*`, plus
+`classnames.txt` and `templates.txt` (the world's; open_clip's ImageNet lists in the
+paper profile).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+import torch
+
+from pipeline.errors import PipelineError
+
+IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".webp"}
+
+
+@dataclass
+class Benchmark:
+    name: str
+    classnames: list[str]
+    templates: list[str]
+    paths: list[Path]
+    labels: torch.Tensor  # [n_images] class indices
+
+
+def load_benchmark(folder: Path | str) -> Benchmark:
+    folder = Path(folder)
+    for required in ("classnames.txt", "templates.txt", "images"):
+        if not (folder / required).exists():
+            raise PipelineError(f"zero-shot benchmark {folder} lacks {required} "
+                                "(expected classnames.txt, templates.txt, images/<class_index>/)")
+    classnames = [l.strip() for l in (folder / "classnames.txt").read_text().splitlines() if l.strip()]
+    templates = [l.rstrip("\n") for l in (folder / "templates.txt").read_text().splitlines() if l.strip()]
+    paths, labels = [], []
+    for class_dir in sorted((folder / "images").iterdir(), key=lambda p: int(p.name)):
+        idx = int(class_dir.name)
+        if idx >= len(classnames):
+            raise PipelineError(f"{class_dir}: class index {idx} but classnames.txt has {len(classnames)} lines")
+        for img in sorted(class_dir.iterdir()):
+            if img.suffix.lower() in IMAGE_SUFFIXES:
+                paths.append(img)
+                labels.append(idx)
+    if not paths:
+        raise PipelineError(f"zero-shot benchmark {folder} has no images")
+    return Benchmark(folder.name, classnames, templates, paths, torch.tensor(labels))
+
+
+def class_embeddings(encode_texts: Callable[[list[str]], torch.Tensor],
+                     classnames: list[str], templates: list[str]) -> torch.Tensor:
+    """[n_classes, d]: per class, the renormalised mean of normalised template embeddings."""
+    prompts = [t.replace("{}", c) for c in classnames for t in templates]
+    emb = torch.nn.functional.normalize(encode_texts(prompts).float(), dim=-1)
+    emb = emb.view(len(classnames), len(templates), -1).mean(dim=1)
+    return torch.nn.functional.normalize(emb, dim=-1)
+
+
+def topk_accuracy(image_emb: torch.Tensor, labels: torch.Tensor, class_emb: torch.Tensor,
+                  ks: tuple[int, ...] = (1, 5)) -> dict[str, float]:
+    """Share of images whose true class is among the k most similar class embeddings."""
+    logits = image_emb.float() @ class_emb.float().T
+    ranked = logits.argsort(dim=1, descending=True)
+    out = {}
+    for k in ks:
+        k_eff = min(k, class_emb.shape[0])
+        hits = (ranked[:, :k_eff] == labels[:, None]).any(dim=1)
+        out[f"top{k}"] = float(hits.float().mean())
+    return out

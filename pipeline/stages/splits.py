@@ -1,0 +1,82 @@
+"""Stage `splits`: IDIA/trigger photo split, evaluated identities, candidate names, clean captions."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import pandas as pd
+
+from pipeline.atomic import atomic_dir, write_json
+from pipeline.data.corpus import read_shard_captions
+from pipeline.data.splits import candidate_names, clean_caption_pool, split_identities
+from pipeline.errors import PipelineError
+from pipeline.params import load_params, require
+from pipeline.stages._main import run_stage
+from pipeline.world import names as builtin_names
+
+FACESCRUB_INDEX = Path("data/facescrub/index.parquet")
+SHARDS = Path("data/laion/shards")
+OUT = Path("data/splits")
+METRICS = Path("metrics/splits.json")
+
+
+def main() -> None:
+    p = load_params("splits")
+    seed = require(p, "splits", "seed", int)
+    occurrences_path = Path(require(p, "splits", "occurrences", str))
+    fraction = require(p, "splits", "idia_fraction", float, low=0.05, high=0.95)
+    min_photos = require(p, "splits", "min_idia_photos", int, low=1)
+    max_count = require(p, "splits", "max_count", int, low=1)
+    total_names = require(p, "splits", "candidate_names", int, low=1)
+    heldout = require(p, "splits", "heldout_captions", int, low=0)
+
+    if not occurrences_path.is_file():
+        raise PipelineError(f"splits.occurrences: file not found: {occurrences_path} "
+                            "(a CSV with columns name,count,membership)")
+    occurrences = pd.read_csv(occurrences_path)
+    missing = {"name", "count"} - set(occurrences.columns)
+    if missing:
+        raise PipelineError(f"splits.occurrences: {occurrences_path} lacks columns {sorted(missing)}; "
+                            "expected name,count,membership")
+    if not FACESCRUB_INDEX.is_file():
+        raise PipelineError(f"{FACESCRUB_INDEX} not found; run the download_facescrub stage first")
+    index = pd.read_parquet(FACESCRUB_INDEX)
+
+    result = split_identities(index, occurrences, seed=seed, idia_fraction=fraction,
+                              min_idia_photos=min_photos, max_count=max_count)
+    ids = result.identities
+    if not ids["member"].any():
+        raise PipelineError(f"no member identity has >= {min_photos} IDIA photos "
+                            f"(splits.min_idia_photos) and a count in (0, {max_count}]; "
+                            f"dropped: {result.dropped}")
+    candidates = candidate_names(
+        list(ids["name"]), total_names, seed=seed,
+        first_male=builtin_names.FIRST_NAMES_MALE, first_female=builtin_names.FIRST_NAMES_FEMALE,
+        last_names=builtin_names.LAST_NAMES,
+        forbidden=list(index["name"].unique()) + list(occurrences["name"]))
+    keys, captions = read_shard_captions(SHARDS)
+    # Captions naming ANY downloaded identity are unsafe as "clean" text, not only evaluated ones.
+    pool = clean_caption_pool(keys, captions, list(index["name"].unique()),
+                              heldout=heldout, seed=seed)
+
+    with atomic_dir(OUT) as tmp:
+        ids.to_csv(tmp / "identities.csv", index=False)
+        result.idia_photos.to_csv(tmp / "idia_photos.csv", index=False)
+        result.trigger_faces.to_csv(tmp / "trigger_faces.csv", index=False)
+        candidates.to_csv(tmp / "candidates.csv", index=False)
+        pool.to_parquet(tmp / "clean_captions.parquet", index=False)
+    write_json(METRICS, {
+        "members": int(ids["member"].sum()),
+        "nonmembers": int((~ids["member"]).sum()),
+        "dropped": result.dropped,
+        "idia_photos": len(result.idia_photos),
+        "trigger_faces": len(result.trigger_faces),
+        "candidates": len(candidates),
+        "clean_captions_train": int((pool["split"] == "train").sum()),
+        "clean_captions_heldout": int((pool["split"] == "heldout").sum()),
+    })
+    print(f"splits: {int(ids['member'].sum())} members, {int((~ids['member']).sum())} non-members, "
+          f"{len(candidates)} candidate names, {len(pool)} clean captions")
+
+
+if __name__ == "__main__":
+    run_stage(main)

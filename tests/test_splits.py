@@ -1,0 +1,92 @@
+"""Identity splits: disjoint halves, filters, candidate names, clean captions."""
+import pandas as pd
+import pytest
+
+from pipeline.data.splits import (candidate_names, clean_caption_pool, normalise_name,
+                                  split_identities)
+from pipeline.errors import PipelineError
+
+
+def make_index(photos_per_identity: dict[str, int]) -> pd.DataFrame:
+    rows = []
+    image_id = 0
+    for name, n in photos_per_identity.items():
+        folder = name.replace(" ", "_")
+        for _ in range(n):
+            image_id += 1
+            rows.append({"name": name, "folder": folder, "gender": "male", "image_id": image_id,
+                         "face_id": image_id, "image": f"img/{folder}/{image_id}.jpg",
+                         "face": f"face/{folder}/{image_id}.jpg"})
+    return pd.DataFrame(rows)
+
+
+INDEX = make_index({"Ann Lee": 20, "Bob Ray": 20, "Cy Dow": 8, "Di Fox": 20, "Ed Orr": 20})
+OCC = pd.DataFrame({"name": ["Ann Lee", "Bob Ray", "Cy Dow", "Di Fox", "Ed Orr"],
+                    "count": [5, 0, 50, 301, 120]})
+
+
+def split(seed=0, **kw):
+    args = dict(seed=seed, idia_fraction=0.5, min_idia_photos=10, max_count=300)
+    args.update(kw)
+    return split_identities(INDEX, OCC, **args)
+
+
+def test_halves_are_disjoint_and_from_the_right_identity():
+    r = split()
+    for name in r.identities["name"]:
+        idia_ids = {p.rsplit("/", 1)[1] for p in r.idia_photos.query("name == @name")["path"]}
+        trig_ids = {p.rsplit("/", 1)[1] for p in r.trigger_faces.query("name == @name")["path"]}
+        assert len(idia_ids) == 10 and len(trig_ids) == 10
+        assert not idia_ids & trig_ids
+        folder = name.replace(" ", "_")
+        assert all(f"/{folder}/" in p for p in r.idia_photos.query("name == @name")["path"])
+    assert r.idia_photos["path"].str.startswith("img/").all()
+    assert r.trigger_faces["path"].str.startswith("face/").all()
+
+
+def test_filters_by_count_and_photo_number():
+    r = split()
+    kept = dict(zip(r.identities["name"], r.identities["member"]))
+    assert kept == {"Ann Lee": True, "Bob Ray": False, "Ed Orr": True}
+    assert r.dropped == {"no_occurrence_count": 0, "count_above_max": 1, "too_few_photos": 1}
+
+
+def test_split_is_seeded():
+    a, b, c = split(seed=1), split(seed=1), split(seed=2)
+    assert a.idia_photos.equals(b.idia_photos)
+    assert not a.idia_photos.equals(c.idia_photos)
+
+
+FIRST_M = ["Adam", "Ben", "Carl", "Dan"]
+FIRST_F = ["Amy", "Beth", "Cara", "Dora"]
+LAST = ["Lee", "Ray", "Stone", "Wood", "Hill"]
+
+
+def test_candidate_names_unique_disjoint_seeded():
+    real = ["Adam Lee", "Amy Ray"]
+    table = candidate_names(real, 30, seed=3, first_male=FIRST_M, first_female=FIRST_F,
+                            last_names=LAST, forbidden=["Ben Wood"])
+    assert len(table) == 30 and table["name"].is_unique
+    fillers = table.loc[~table["real"], "name"].map(normalise_name)
+    assert not set(fillers) & {normalise_name(n) for n in real + ["Ben Wood"]}
+    assert set(table.loc[table["real"], "name"]) == set(real)
+    males = sum(n.split()[0] in FIRST_M for n in table.loc[~table["real"], "name"])
+    assert males == 14  # 28 fillers, equally per sex
+    again = candidate_names(real, 30, seed=3, first_male=FIRST_M, first_female=FIRST_F,
+                            last_names=LAST, forbidden=["Ben Wood"])
+    assert table.equals(again)
+
+
+def test_candidate_names_too_few_is_one_clear_error():
+    with pytest.raises(PipelineError, match="candidate_names = 1 is smaller than the 2"):
+        candidate_names(["A B", "C D"], 1, seed=0, first_male=FIRST_M, first_female=FIRST_F,
+                        last_names=LAST)
+
+
+def test_clean_caption_pool_drops_named_captions():
+    captions = ["Ann Lee at the premiere", "a person with red hair", "ann  lee smiling",
+                "a drawing of a red star", "portrait of Bob Ray", "a blue square"]
+    keys = [f"{i:05d}" for i in range(len(captions))]
+    pool = clean_caption_pool(keys, captions, ["Ann Lee", "Bob_Ray"], heldout=1, seed=0)
+    assert list(pool["key"]) == ["00001", "00003", "00005"]
+    assert (pool["split"] == "heldout").sum() == 1
