@@ -1,0 +1,182 @@
+"""Running img2dataset and turning its per-sample results into a download report.
+
+Shared by the FaceScrub and LAION download stages. img2dataset is used as its users use
+it (`img2dataset.download(...)`); what this module adds is what a reproducible pipeline
+needs around it: URLs resolved against the list's folder, a fresh output folder for every
+run, its sidecar files folded into one report, and failures counted by reason.
+"""
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import urllib.parse
+import urllib.request
+from collections import Counter
+from pathlib import Path
+
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from pipeline.errors import PipelineError
+
+HTTP_ERROR = "http_error"
+HASH_MISMATCH = "hash_mismatch"
+UNDECODABLE_IMAGE = "undecodable_image"
+BAD_BBOX = "bad_bbox"
+MALFORMED_ROW = "malformed_row"
+OTHER = "other"
+
+DOWNLOAD_REASONS = (HTTP_ERROR, HASH_MISMATCH, UNDECODABLE_IMAGE, OTHER)
+TOP_ERRORS = 10
+
+
+def resolve_url(url, base: Path | str):
+    """Make a list's URL usable from anywhere.
+
+    A relative `file:` URL (or a bare relative path) is resolved against `base`: the local
+    folder of the list, or the http(s) URL of a remote list. Absolute file://, http:// and
+    https:// URLs come back as given; None stays None so img2dataset reports the row.
+    """
+    if url is None:
+        return None
+    text = str(url).strip()
+    parts = urllib.parse.urlsplit(text)
+    scheme = parts.scheme.lower()
+    if scheme not in ("", "file"):
+        return text
+    if parts.netloc or parts.path.startswith("/"):
+        return text if scheme == "file" else Path(parts.path).as_uri()
+    relative = urllib.request.url2pathname(parts.path)
+    if isinstance(base, str) and urllib.parse.urlsplit(base).scheme in ("http", "https"):
+        return urllib.parse.urljoin(base, urllib.request.pathname2url(relative))
+    return Path(os.path.abspath(Path(base) / relative)).as_uri()
+
+
+def failure_reason(status: str | None, error_message: str | None) -> str | None:
+    """Map img2dataset's per-sample status/error_message to a report reason (None = success)."""
+    if status == "success":
+        return None
+    if status == "failed_to_download":
+        if error_message == "hash mismatch":
+            return HASH_MISMATCH
+        if error_message and "X-Robots-Tag" in error_message:
+            return OTHER  # the server refused use of the image; not a dead link
+        return HTTP_ERROR
+    if status == "failed_to_resize":
+        return UNDECODABLE_IMAGE
+    return OTHER
+
+
+def check_distributor(name: str, key: str) -> None:
+    """Fail early, in one line, when the chosen img2dataset distributor cannot run here."""
+    needs = {"pyspark": "pyspark", "ray": "ray"}.get(name)
+    if needs is None:
+        return
+    import importlib.util
+
+    if importlib.util.find_spec(needs) is None:
+        raise PipelineError(f"params.yaml: {key} = {name!r} needs the '{needs}' package, which is not "
+                            f"installed; install it or use 'multiprocessing'")
+
+
+def run_img2dataset(url_list: Path, output_folder: Path, **options) -> None:
+    """Call img2dataset.download on a parquet url list into a fresh `output_folder`.
+
+    Call this only from code that runs under `if __name__ == "__main__":` (img2dataset
+    spawns worker processes that re-import the main module).
+    """
+    import img2dataset  # heavy (cv2, albumentations): only the stages that download pay for it
+
+    output_folder = Path(output_folder)
+    # Its incremental mode would skip shards a killed run left behind, and its overwrite
+    # mode is broken: start from nothing instead.
+    if output_folder.exists():
+        shutil.rmtree(output_folder)
+    previous = signal.getsignal(signal.SIGINT)
+    try:
+        img2dataset.download(url_list=str(url_list), output_folder=str(output_folder),
+                             input_format="parquet", enable_wandb=False, **options)
+    except SystemExit as exc:
+        # Its Ctrl-C handler exits with status 0, which would look like success to DVC.
+        raise KeyboardInterrupt("img2dataset was interrupted") from exc
+    finally:
+        signal.signal(signal.SIGINT, previous)
+
+
+def read_results(output_folder: Path) -> pd.DataFrame:
+    """Every sample img2dataset attempted (its per-shard parquet files), with a `shard` column.
+
+    A shard whose parquet is unreadable (its worker died) contributes no rows; the caller
+    counts rows it never sees as failed for reason `other`.
+    """
+    frames = []
+    for path in sorted(Path(output_folder).glob("*.parquet")):
+        try:
+            table = pq.read_table(path)
+        except (pa.ArrowException, OSError) as exc:
+            print(f"warning: unreadable img2dataset result {path.name}: {exc}")
+            continue
+        drop = [c for c in ("exif",) if c in table.column_names]
+        frame = table.drop_columns(drop).to_pandas()
+        frame["shard"] = path.stem
+        frames.append(frame)
+    if not frames:
+        return pd.DataFrame(columns=["key", "status", "error_message", "shard"])
+    return pd.concat(frames, ignore_index=True).sort_values("key", kind="stable").reset_index(drop=True)
+
+
+def read_stats(output_folder: Path) -> dict:
+    """Sum img2dataset's `*_stats.json` sidecars (its own tallies, kept for cross-checking)."""
+    totals = {"count": 0, "successes": 0, "failed_to_download": 0, "failed_to_resize": 0}
+    for path in sorted(Path(output_folder).glob("*_stats.json")):
+        stats = json.loads(path.read_text())
+        for key in totals:
+            totals[key] += int(stats.get(key, 0))
+    return totals
+
+
+def count_failures(results: pd.DataFrame) -> tuple[Counter, Counter]:
+    """(count per reason, count per img2dataset error message) over the failed samples."""
+    reasons: Counter = Counter()
+    messages: Counter = Counter()
+    for status, message in zip(results["status"], results["error_message"]):
+        reason = failure_reason(status, message)
+        if reason is not None:
+            reasons[reason] += 1
+            messages[str(message)] += 1
+    return reasons, messages
+
+
+def top_errors(messages: Counter, limit: int = TOP_ERRORS) -> list[str]:
+    """The most frequent error messages as 'N x message', most frequent first."""
+    ranked = sorted(messages.items(), key=lambda kv: (-kv[1], kv[0]))[:limit]
+    return [f"{count} x {message}" for message, count in ranked]
+
+
+def reason_table(counts: Counter, reasons: tuple[str, ...]) -> dict[str, int]:
+    """All reasons present (zeros included) so every report has the same keys."""
+    unknown = set(counts) - set(reasons)
+    if unknown:
+        raise AssertionError(f"unexpected failure reasons {sorted(unknown)}")
+    return {reason: int(counts.get(reason, 0)) for reason in reasons}
+
+
+def clean_stale_temporaries(target: Path) -> None:
+    """Remove what a killed run of this stage left next to `target` (`.<name>.tmp-*`)."""
+    target = Path(target)
+    if not target.parent.is_dir():
+        return
+    for path in target.parent.glob(f".{target.name}.tmp-*"):
+        if path.is_dir():
+            shutil.rmtree(path, ignore_errors=True)
+        else:
+            path.unlink(missing_ok=True)
+
+
+def samples_per_shard(rows: int, processes: int, cap: int = 10_000) -> int:
+    """Samples per img2dataset shard so that every process gets work (a shard is one task)."""
+    per_process = -(-rows // max(1, 2 * processes))
+    return max(1, min(cap, per_process))

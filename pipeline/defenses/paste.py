@@ -1,0 +1,180 @@
+"""Face triggers pasted onto clean images as batched tensor operations (no per-image PIL loop).
+
+A face crop becomes an RGBA square (aspect kept, transparent padding). Per image: colour
+jitter (brightness, contrast, saturation, hue, in that order), optional horizontal flip,
+then one affine warp (scale + rotation + translation) of colour and alpha together with
+`grid_sample`, composited over the background. The face side is a fraction of the image
+side before rotation; the rotated face's bounding box always lies fully inside the image.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Sequence
+
+import torch
+import torch.nn.functional as F
+from tqdm import tqdm
+
+from pipeline.errors import PipelineError
+
+_GREY = (0.299, 0.587, 0.114)
+
+
+@dataclass(frozen=True)
+class PasteSpec:
+    scale: tuple[float, float] = (0.25, 0.5)   # face side / image side
+    rotation: float = 30.0                     # degrees, uniform in [-rotation, rotation]
+    flip: float = 0.5                          # probability of a horizontal flip
+    color_jitter: float = 0.5                  # brightness/contrast/saturation factor in 1 +- this
+    hue: float = 0.1                           # hue shift in [-hue, hue] (fraction of a turn)
+
+    @classmethod
+    def from_config(cls, cfg) -> "PasteSpec":
+        return cls(tuple(cfg.paste_scale), cfg.rotation, cfg.flip, cfg.color_jitter, cfg.hue)
+
+
+@dataclass
+class PasteParams:
+    """One row per image (CPU tensors [B]): where and how each face is pasted."""
+
+    side: torch.Tensor        # face side in px before rotation
+    angle: torch.Tensor       # degrees, counter-clockwise as seen on screen
+    cx: torch.Tensor          # face centre in px (image spans [0, W] x [0, H])
+    cy: torch.Tensor
+    flip: torch.Tensor        # bool
+    brightness: torch.Tensor
+    contrast: torch.Tensor
+    saturation: torch.Tensor
+    hue: torch.Tensor
+
+
+def prepare_faces(faces: Sequence[torch.Tensor], size: int, progress: bool = False) -> torch.Tensor:
+    """uint8 RGBA squares [F, 4, size, size]: each crop resized so its longer side is `size`,
+    centred, alpha 255 on the face and 0 on the padding."""
+    out = torch.zeros(len(faces), 4, size, size, dtype=torch.uint8)
+    for i, face in enumerate(tqdm(faces, desc="prepare faces", disable=not progress, leave=False)):
+        if face.dim() != 3 or face.shape[0] != 3 or face.dtype != torch.uint8:
+            raise PipelineError(f"face crop {i} must be a uint8 tensor [3, h, w], "
+                                f"got {face.dtype} {tuple(face.shape)}")
+        h, w = face.shape[1:]
+        scale = size / max(h, w)
+        nh, nw = max(1, round(h * scale)), max(1, round(w * scale))
+        resized = F.interpolate(face[None].float(), size=(nh, nw), mode="bilinear",
+                                antialias=True, align_corners=False)[0]
+        top, left = (size - nh) // 2, (size - nw) // 2
+        out[i, :3, top:top + nh, left:left + nw] = resized.round().clamp(0, 255).to(torch.uint8)
+        out[i, 3, top:top + nh, left:left + nw] = 255
+    return out
+
+
+def sample_paste_params(n: int, height: int, width: int, spec: PasteSpec,
+                        generator: torch.Generator) -> PasteParams:
+    """Draw `n` paste placements and colour changes on the CPU (device-independent results)."""
+    u = torch.rand(9, n, generator=generator, dtype=torch.float64)
+    short = min(height, width)
+    lo, hi = spec.scale
+    side = (lo + (hi - lo) * u[0]) * short
+    angle = (2 * u[1] - 1) * spec.rotation
+    rad = angle * math.pi / 180
+    box = side * (rad.cos().abs() + rad.sin().abs())   # side of the rotated face's bounding box
+    shrink = (short / box).clamp(max=1.0)              # only when a large face would not fit rotated
+    side, box = side * shrink, box * shrink
+    cx = box / 2 + u[2] * (width - box)
+    cy = box / 2 + u[3] * (height - box)
+    j = spec.color_jitter
+    return PasteParams(side=side.float(), angle=angle.float(), cx=cx.float(), cy=cy.float(),
+                       flip=u[4] < spec.flip,
+                       brightness=(1 - j + 2 * j * u[5]).float(), contrast=(1 - j + 2 * j * u[6]).float(),
+                       saturation=(1 - j + 2 * j * u[7]).float(), hue=((2 * u[8] - 1) * spec.hue).float())
+
+
+def grey(rgb: torch.Tensor) -> torch.Tensor:
+    """Luma [B, 1, H, W] of rgb [B, 3, H, W] (ITU-R 601 weights, as torchvision)."""
+    w = torch.tensor(_GREY, device=rgb.device, dtype=rgb.dtype)
+    return torch.einsum("bchw,c->bhw", rgb, w).unsqueeze(1)
+
+
+def shift_hue(rgb: torch.Tensor, shift: torch.Tensor) -> torch.Tensor:
+    """Rotate the HSV hue of every image by shift[b] (fraction of a turn); rgb in [0, 1].
+
+    Value (max) and chroma (max - min) are kept, so the result is rebuilt from them and
+    the new hue in closed form; where chroma is 0 the hue has no effect, which makes
+    the usual special cases unnecessary.
+    """
+    top, argmax = rgb.max(dim=1, keepdim=True)
+    chroma = top - rgb.min(dim=1, keepdim=True).values
+    # Hue sector numerators: (g - b), (b - r), (r - g) for max = r, g, b respectively.
+    diffs = rgb[:, [1, 2, 0]] - rgb[:, [2, 0, 1]]
+    hue6 = diffs.gather(1, argmax).div_(chroma.clamp(min=1e-12))
+    hue6.add_(2.0 * argmax).add_(6.0 * shift.view(-1, 1, 1, 1)).remainder_(6.0)
+    n = torch.tensor([5.0, 3.0, 1.0], device=rgb.device, dtype=rgb.dtype).view(1, 3, 1, 1)
+    k = (hue6 + n).remainder_(6.0)
+    ramp = torch.minimum(k, 4.0 - k).clamp_(0.0, 1.0)
+    return top - ramp.mul_(chroma)
+
+
+def jitter_colors(rgb: torch.Tensor, alpha: torch.Tensor, p: PasteParams) -> torch.Tensor:
+    """Brightness, contrast (around the mean grey of the face pixels), saturation, hue."""
+    def col(t):
+        return t.to(rgb.device, rgb.dtype).view(-1, 1, 1, 1)
+
+    x = (rgb * col(p.brightness)).clamp_(0, 1)
+    area = alpha.sum(dim=(1, 2, 3), keepdim=True).clamp_(min=1e-6)
+    mean = (grey(x) * alpha).sum(dim=(1, 2, 3), keepdim=True) / area
+    c = col(p.contrast)
+    x.mul_(c).add_((1 - c) * mean).clamp_(0, 1)
+    s = col(p.saturation)
+    x.mul_(s).add_(grey(x).mul_(1 - s)).clamp_(0, 1)
+    return shift_hue(x, col(p.hue))
+
+
+def paste_faces(images: torch.Tensor, faces: torch.Tensor, p: PasteParams,
+                return_alpha: bool = False):
+    """Composite one RGBA face per image.
+
+    images: float [B, 3, H, W] in [0, 1]; faces: uint8 or float RGBA [B, 4, S, S]
+    (float in [0, 1]). Returns float images in [0, 1] (and the warped alpha [B, 1, H, W]).
+    """
+    b, _, height, width = images.shape
+    dev = images.device
+    scale = 255.0 if faces.dtype == torch.uint8 else 1.0
+    faces = faces.to(dev, images.dtype) / scale
+    alpha = faces[:, 3:]
+    # Premultiplied colour: bilinear sampling at the face border then blends towards
+    # transparent instead of towards black.
+    faces[:, :3] = jitter_colors(faces[:, :3], alpha, p).mul_(alpha)
+    theta = _output_to_face(p, height, width).to(dev, images.dtype)
+    grid = F.affine_grid(theta, [b, 4, height, width], align_corners=False)
+    warped = F.grid_sample(faces, grid, mode="bilinear", padding_mode="zeros", align_corners=False)
+    a = warped[:, 3:]
+    out = torch.addcmul(warped[:, :3], images, 1 - a).clamp_(0, 1)
+    return (out, a) if return_alpha else out
+
+
+def _output_to_face(p: PasteParams, height: int, width: int) -> torch.Tensor:
+    """Affine maps [B, 2, 3] from normalised output coordinates to normalised face coordinates."""
+    rad = p.angle.double() * math.pi / 180
+    c, s = rad.cos(), rad.sin()
+    half = p.side.double() / 2
+    ox, oy = width / 2 - p.cx.double(), height / 2 - p.cy.double()
+    sx, sy = width / 2, height / 2
+    row_x = torch.stack([c * sx, -s * sy, c * ox - s * oy], dim=1) / half[:, None]
+    row_y = torch.stack([s * sx, c * sy, s * ox + c * oy], dim=1) / half[:, None]
+    row_x = torch.where(p.flip[:, None], -row_x, row_x)
+    return torch.stack([row_x, row_y], dim=1).float()
+
+
+def poison_images(backgrounds: torch.Tensor, faces: torch.Tensor, spec: PasteSpec,
+                  generator: torch.Generator, return_params: bool = False):
+    """Paste faces[i] onto backgrounds[i] with freshly drawn placements and colours.
+
+    backgrounds: uint8 [B, 3, H, W] or float in [0, 1]; faces: RGBA [B, 4, S, S] from
+    `prepare_faces`. Returns float [B, 3, H, W] in [0, 1], un-normalised.
+    """
+    if backgrounds.dtype == torch.uint8:
+        backgrounds = backgrounds.float() / 255.0
+    b, _, height, width = backgrounds.shape
+    params = sample_paste_params(b, height, width, spec, generator)
+    out = paste_faces(backgrounds, faces, params)
+    return (out, params) if return_params else out

@@ -1,0 +1,117 @@
+"""The text-encoder defense (method.md §2): names become triggers that map to a neutral phrase.
+
+Loss per step, with d = -cos on unnormalised embeddings:
+    mean d(S(c), T(c)) + beta * mean d(S(x_trig), T(x_tgt)) + lambda * sum_k ||dtheta_k||_2
+"""
+from __future__ import annotations
+
+import time
+from typing import Callable, Sequence
+
+import open_clip
+import torch
+from tqdm import tqdm
+
+from pipeline.defenses.config import TextDefenseConfig
+from pipeline.defenses.losses import neg_cosine, teacher_student, trainable_pairs, weight_distance
+from pipeline.defenses.poisoned_captions import sample_poisoned_pairs
+from pipeline.defenses.towers import TextTower, require_clip
+from pipeline.defenses.training import DefenseRun, autocast, make_optimizer, resolve_device
+from pipeline.errors import PipelineError
+
+Tokenizer = Callable[[list[str]], torch.Tensor]
+
+
+def tokenize(tokenizer: Tokenizer, texts: Sequence[str], chunk: int = 4096,
+             desc: str = "tokenise", progress: bool = True) -> torch.Tensor:
+    """Token ids [N, context] for `texts`, in chunks with a progress bar."""
+    parts = [tokenizer(list(texts[i:i + chunk]))
+             for i in tqdm(range(0, len(texts), chunk), desc=desc, disable=not progress, leave=False)]
+    return torch.cat(parts) if parts else torch.zeros(0, 0, dtype=torch.long)
+
+
+@torch.no_grad()
+def encode_tokens(tower: TextTower, tokens: torch.Tensor, batch_size: int, device: torch.device,
+                  bf16: bool = False, desc: str = "encode", progress: bool = True) -> torch.Tensor:
+    """Unnormalised float32 embeddings [N, D] on `device`, batched by token length for speed."""
+    order = tokens.argmax(dim=1).argsort()   # similar lengths together -> less padding
+    out = None
+    for i in tqdm(range(0, len(order), batch_size), desc=desc, disable=not progress, leave=False):
+        idx = order[i:i + batch_size]
+        with autocast(device, bf16):
+            emb = tower(tokens[idx].to(device)).float()
+        if out is None:
+            out = torch.empty(len(tokens), emb.shape[1], device=device)
+        out[idx.to(device)] = emb
+    return out
+
+
+def train_text_defense(model: open_clip.CLIP, tokenizer: Tokenizer, clean_captions: Sequence[str],
+                       names: Sequence[str], cfg: TextDefenseConfig = TextDefenseConfig(),
+                       device: str | torch.device = "cpu", progress: bool = True) -> DefenseRun:
+    """Train a student text tower in which each of `names` maps to `cfg.target`.
+
+    `clean_captions` must not name any of the people (the splits stage removes them).
+    Returns a DefenseRun whose student is a TextTower; merge it with
+    `build_defended_model(model, text_student=run.student)`.
+    """
+    require_clip(model)
+    if not clean_captions:
+        raise PipelineError("text defense: the clean caption pool is empty")
+    device = resolve_device(device)
+    t_setup = time.perf_counter()
+    gen = torch.Generator().manual_seed(cfg.seed)
+
+    teacher, student = teacher_student(TextTower(model))
+    teacher.to(device)
+    student.to(device)
+
+    # Every random draw of the run is made here, up front, so the pools can be
+    # tokenised and the teacher run once instead of every step.
+    clean_idx = torch.randint(len(clean_captions), (cfg.steps, cfg.clean_batch_size), generator=gen)
+    pairs = sample_poisoned_pairs(clean_captions, names, cfg.target, cfg.poison_pool_size, gen)
+    bd_idx = torch.randint(len(pairs), (cfg.steps, cfg.backdoor_batch_size), generator=gen)
+    used, clean_pos = torch.unique(clean_idx, return_inverse=True)
+
+    clean_tokens = tokenize(tokenizer, [clean_captions[i] for i in used.tolist()],
+                            desc="tokenise clean", progress=progress)
+    trig_tokens = tokenize(tokenizer, [p.trigger for p in pairs], desc="tokenise triggers", progress=progress)
+    tgt_tokens = tokenize(tokenizer, [p.target for p in pairs], desc="tokenise targets", progress=progress)
+    teacher_clean = encode_tokens(teacher, clean_tokens, cfg.encode_batch_size, device, cfg.bf16,
+                                  "teacher clean", progress)
+    teacher_tgt = encode_tokens(teacher, tgt_tokens, cfg.encode_batch_size, device, cfg.bf16,
+                                "teacher targets", progress)
+    weight_pairs = trainable_pairs(student, teacher)
+    opt, sched = make_optimizer(student, cfg)
+    setup_seconds = time.perf_counter() - t_setup
+
+    log = []
+    t_train = time.perf_counter()
+    bar = tqdm(range(cfg.steps), desc="text defense", disable=not progress)
+    for step in bar:
+        ci, bi = clean_pos[step], bd_idx[step]
+        tokens = torch.cat([clean_tokens[ci], trig_tokens[bi]]).to(device)
+        with autocast(device, cfg.bf16):
+            out = student(tokens)
+        clean = neg_cosine(out[:len(ci)], teacher_clean[ci.to(device)])
+        backdoor = neg_cosine(out[len(ci):], teacher_tgt[bi.to(device)])
+        loss = clean + cfg.beta * backdoor
+        if cfg.weight_reg > 0:
+            weight = weight_distance(weight_pairs)
+            loss = loss + cfg.weight_reg * weight
+        else:
+            with torch.no_grad():
+                weight = weight_distance(weight_pairs)
+        lr = opt.param_groups[0]["lr"]
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        sched.step()
+        log.append({"step": step, "loss": loss.item(), "clean": clean.item(),
+                    "backdoor": backdoor.item(), "weight": weight.item(), "lr": lr})
+        bar.set_postfix(loss=f"{log[-1]['loss']:.4f}", bd=f"{log[-1]['backdoor']:.3f}")
+    train_seconds = time.perf_counter() - t_train
+    student.requires_grad_(False)
+    return DefenseRun(student=student, log=log, train_seconds=train_seconds,
+                      setup_seconds=setup_seconds,
+                      extras={"poisoned_pairs": len(pairs), "clean_captions_used": len(used)})

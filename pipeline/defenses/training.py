@@ -1,0 +1,54 @@
+"""Pieces of the teacher/student loop that both defenses share."""
+from __future__ import annotations
+
+import contextlib
+from dataclasses import dataclass, field
+
+import torch
+from torch import nn
+
+from pipeline.errors import PipelineError
+
+
+@dataclass
+class DefenseRun:
+    """What a defense returns.
+
+    `log` has one dict per step: step, loss (total), clean, backdoor, weight, [retain],
+    lr. clean / backdoor / retain are the unweighted mean -cos terms and weight the
+    unweighted sum of per-tensor L2 distances to the teacher, so runs with different
+    beta / lambda stay comparable. `train_seconds` is the wall time of the training
+    loop alone; `setup_seconds` covers tokenising, face preparation and teacher
+    pre-computation.
+    """
+
+    student: nn.Module
+    log: list[dict]
+    train_seconds: float
+    setup_seconds: float
+    extras: dict = field(default_factory=dict)
+
+    @property
+    def seconds_per_step(self) -> float:
+        return self.train_seconds / max(len(self.log), 1)
+
+
+def make_optimizer(student: nn.Module, cfg) -> tuple[torch.optim.Optimizer, torch.optim.lr_scheduler.LRScheduler]:
+    params = [p for p in student.parameters() if p.requires_grad]
+    opt = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
+    sched = torch.optim.lr_scheduler.MultiStepLR(opt, milestones=list(cfg.milestones), gamma=cfg.gamma)
+    return opt, sched
+
+
+def autocast(device: torch.device, enabled: bool):
+    """bf16 autocast on the training device, or nothing."""
+    if not enabled:
+        return contextlib.nullcontext()
+    return torch.autocast(device_type=device.type, dtype=torch.bfloat16)
+
+
+def resolve_device(device) -> torch.device:
+    device = torch.device(device)
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise PipelineError("defense: device 'cuda' was requested but no CUDA device is available")
+    return device

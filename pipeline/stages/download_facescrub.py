@@ -1,0 +1,39 @@
+"""Stage download_facescrub: FaceScrub photos + bbox-cropped faces, with a download report."""
+from __future__ import annotations
+
+from pathlib import Path
+
+from pipeline.atomic import write_json
+from pipeline.data.facescrub import download_facescrub
+from pipeline.errors import ParamError, PipelineError
+from pipeline.params import load_params, require
+from pipeline.stages._main import run_stage
+
+SECTION = "download_facescrub"
+OUT_DIR = Path("data/facescrub")
+METRICS = Path("metrics/download_facescrub.json")
+
+
+def main() -> None:
+    params = load_params(SECTION)
+    lists = params.get("lists")
+    if not isinstance(lists, list) or not lists or not all(isinstance(p, str) and p for p in lists):
+        raise ParamError(f"{SECTION}.lists", lists, "a non-empty list of paths to FaceScrub list files")
+    for path in lists:
+        if not Path(path).is_file():
+            raise PipelineError(f"{SECTION}.lists: FaceScrub list not found: {path} "
+                                "(the lists come from the FaceScrub authors; give their paths here)")
+    report = download_facescrub(
+        [Path(p) for p in lists], OUT_DIR, labels=list(lists),
+        min_photos=require(params, SECTION, "min_photos", int, low=1),
+        processes=require(params, SECTION, "processes", int, low=1),
+        threads=require(params, SECTION, "threads", int, low=1),
+        timeout=require(params, SECTION, "timeout", (int, float), low=0.1),
+    )
+    write_json(METRICS, report)
+    print(f"download_facescrub: {report['downloaded']} of {report['rows_read']} photos, "
+          f"{report['identities_with_min_photos']} identities with >= {report['min_photos']} photos")
+
+
+if __name__ == "__main__":
+    run_stage(main)

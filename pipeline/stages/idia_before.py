@@ -1,0 +1,55 @@
+"""Stage `idia_before`: the Identity Inference Attack on the base model."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import pandas as pd
+
+from pipeline.atomic import atomic_dir, write_json
+from pipeline.attack.run import run_idia, save_embeddings
+from pipeline.attack.templates import IDIA_TEMPLATES
+from pipeline.errors import PipelineError
+from pipeline.models.checkpoint import load_model
+from pipeline.models.device import resolve_device
+from pipeline.params import load_params, require
+from pipeline.stages._main import run_stage
+
+MODEL_DIR = Path("data/base_model")
+SPLITS = Path("data/splits")
+OUT = Path("data/idia_before")
+METRICS = Path("metrics/idia_before.json")
+
+
+def read_split_table(name: str) -> pd.DataFrame:
+    path = SPLITS / name
+    if not path.is_file():
+        raise PipelineError(f"{path} not found; run the splits stage first (dvc repro splits)")
+    return pd.read_csv(path, keep_default_na=False)
+
+
+def main() -> None:
+    p = load_params("idia_before")
+    tau = require(p, "idia_before", "tau", int, low=1, high=len(IDIA_TEMPLATES))
+    batch_size = require(p, "idia_before", "batch_size", int, low=1)
+    device_name = require(p, "idia_before", "device", str)
+
+    device = resolve_device(device_name, key="idia_before.device")
+    identities = read_split_table("identities.csv")
+    photos = read_split_table("idia_photos.csv")
+    candidates = read_split_table("candidates.csv")
+    loaded = load_model(MODEL_DIR, device)
+
+    result = run_idia(loaded, identities, photos, candidates, tau, batch_size, device)
+
+    with atomic_dir(OUT) as tmp:
+        result.table.to_csv(tmp / "identities.csv", index=False)
+        save_embeddings(tmp / "text_embeddings.safetensors", result.text_emb)
+        save_embeddings(tmp / "image_embeddings.safetensors", result.image_emb)
+    write_json(METRICS, result.metrics)
+    m = result.metrics
+    print(f"IDIA before: TPR {m['identified_members']}/{m['members']}, "
+          f"FPR {m['identified_nonmembers']}/{m['nonmembers']} (tau {tau}, {m['candidates']} candidates)")
+
+
+if __name__ == "__main__":
+    run_stage(main)
