@@ -279,3 +279,22 @@ def test_stage_entry_point_rejects_a_bad_device_in_one_line(tmp_path):
     assert proc.returncode == 2
     assert proc.stderr.strip() == ("error: params.yaml: base_model.device = 'tpu' is not allowed; "
                                    "expected one of 'auto', 'cpu', 'cuda'")
+
+
+def test_tag_weights_come_from_the_cache_or_fail_fast_offline(tmp_path, monkeypatch):
+    import pipeline.models.pretrained as pretrained_mod
+
+    monkeypatch.setenv("HOME", str(tmp_path))
+    monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
+    monkeypatch.setattr(pretrained_mod, "_has_hf_hub", lambda: False)  # only open_clip's URL cache
+    monkeypatch.setattr(pretrained_mod, "host_reachable", lambda host, **kw: False)
+    start = time.perf_counter()
+    with pytest.raises(Exception, match="github.com is not reachable"):
+        resolve_weights("ViT-B-32", "laion400m_e32")
+    assert time.perf_counter() - start < 1
+    url = open_clip.get_pretrained_cfg("ViT-B-32", "laion400m_e32")["url"]
+    cached = tmp_path / ".cache/clip" / url.rsplit("/", 1)[1]
+    cached.parent.mkdir(parents=True)
+    cached.write_bytes(b"stand-in")
+    path, tag_cfg = resolve_weights("ViT-B-32", "laion400m_e32")
+    assert path == str(cached) and tag_cfg["quick_gelu"] is True

@@ -26,8 +26,10 @@ def load_image(path: Path, preprocess: Callable) -> Tensor:
 
 
 def encode_images(model: nn.Module, preprocess: Callable, paths: list[Path], batch_size: int,
-                  device: torch.device | str, *, progress: str | None = "images") -> Tensor:
-    """L2-normalised float32 image embeddings [n, d] (on CPU), row i for paths[i]."""
+                  device: torch.device | str, *, progress: str | None = "images",
+                  normalize: bool = True) -> Tensor:
+    """Float32 image embeddings [n, d] (on CPU), row i for paths[i]; L2-normalised unless
+    normalize=False (the image defense's target is a mean of raw embeddings)."""
     if not paths:
         raise ValueError("encode_images needs at least one path")
     chunks = []
@@ -36,5 +38,6 @@ def encode_images(model: nn.Module, preprocess: Callable, paths: list[Path], bat
         for start in tqdm(starts, desc=progress, unit="batch", disable=progress is None):
             batch = torch.stack([load_image(Path(p), preprocess) for p in paths[start:start + batch_size]])
             emb = model.encode_image(batch.to(device))
-            chunks.append(F.normalize(emb.float(), dim=-1).cpu())
+            emb = emb.float()
+            chunks.append((F.normalize(emb, dim=-1) if normalize else emb).cpu())
     return torch.cat(chunks)

@@ -118,7 +118,8 @@ def _tokenize(tokenizer: Callable, texts: list[str]) -> Tensor:
 
 
 def encode_texts(model: nn.Module, tokenizer: Callable, texts: list[str], batch_size: int,
-                 device: torch.device | str, *, progress: str | None = "text") -> Tensor:
+                 device: torch.device | str, *, progress: str | None = "text",
+                 normalize: bool = True) -> Tensor:
     """L2-normalised float32 text embeddings [n, d] (on CPU), each prompt encoded to its real length.
 
     Falls back to encode_texts_full for towers where truncation is not exact
@@ -128,7 +129,8 @@ def encode_texts(model: nn.Module, tokenizer: Callable, texts: list[str], batch_
         raise ValueError("encode_texts needs at least one text")
     tower = causal_text_tower(model)
     if tower is None:
-        return encode_texts_full(model, tokenizer, texts, batch_size, device, progress=progress)
+        return encode_texts_full(model, tokenizer, texts, batch_size, device, progress=progress,
+                                 normalize=normalize)
     tokens = _tokenize(tokenizer, texts)
     lengths = real_lengths(tokens, tower.pool_type, tower.eos_id)
     order = torch.argsort(lengths, stable=True)
@@ -139,7 +141,8 @@ def encode_texts(model: nn.Module, tokenizer: Callable, texts: list[str], batch_
             idx = order[start:start + batch_size]
             width = int(lengths[idx].max())
             batch = tokens[idx, :width].to(device)
-            emb = F.normalize(_encode_prefix(tower, batch).float(), dim=-1).cpu()
+            emb = _encode_prefix(tower, batch).float()
+            emb = (F.normalize(emb, dim=-1) if normalize else emb).cpu()
             if out is None:
                 out = torch.empty(len(texts), emb.shape[1], dtype=torch.float32)
             out[idx] = emb
@@ -147,7 +150,8 @@ def encode_texts(model: nn.Module, tokenizer: Callable, texts: list[str], batch_
 
 
 def encode_texts_full(model: nn.Module, tokenizer: Callable, texts: list[str], batch_size: int,
-                      device: torch.device | str, *, progress: str | None = "text") -> Tensor:
+                      device: torch.device | str, *, progress: str | None = "text",
+                      normalize: bool = True) -> Tensor:
     """L2-normalised float32 text embeddings [n, d] (on CPU) via model.encode_text on the full context."""
     if not texts:
         raise ValueError("encode_texts_full needs at least one text")
@@ -157,7 +161,8 @@ def encode_texts_full(model: nn.Module, tokenizer: Callable, texts: list[str], b
         starts = range(0, len(texts), batch_size)
         for start in tqdm(starts, desc=progress, unit="batch", disable=progress is None):
             batch = tokens[start:start + batch_size].to(device)
-            chunks.append(F.normalize(model.encode_text(batch).float(), dim=-1).cpu())
+            emb = model.encode_text(batch).float()
+            chunks.append((F.normalize(emb, dim=-1) if normalize else emb).cpu())
     return torch.cat(chunks)
 
 

@@ -125,7 +125,8 @@ def jitter_colors(rgb: torch.Tensor, alpha: torch.Tensor, p: PasteParams) -> tor
     c = col(p.contrast)
     x.mul_(c).add_((1 - c) * mean).clamp_(0, 1)
     s = col(p.saturation)
-    x.mul_(s).add_(grey(x).mul_(1 - s)).clamp_(0, 1)
+    g = grey(x).mul_(1 - s)
+    x.mul_(s).add_(g).clamp_(0, 1)
     return shift_hue(x, col(p.hue))
 
 

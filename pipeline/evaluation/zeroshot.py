@@ -70,3 +70,20 @@ def topk_accuracy(image_emb: torch.Tensor, labels: torch.Tensor, class_emb: torc
         hits = (ranked[:, :k_eff] == labels[:, None]).any(dim=1)
         out[f"top{k}"] = float(hits.float().mean())
     return out
+
+
+def zero_shot(loaded, bench: Benchmark, batch_size: int, device,
+              image_emb: torch.Tensor | None = None) -> tuple[dict[str, float], torch.Tensor]:
+    """Top-1/top-5 of a model on a benchmark; pass image_emb to reuse an untouched image tower."""
+    # Imported here: the attack's encoders pull in open_clip, which the pure helpers above avoid.
+    from pipeline.attack.image_encoding import encode_images
+    from pipeline.attack.text_encoding import encode_texts
+
+    classes = class_embeddings(
+        lambda texts: encode_texts(loaded.model, loaded.tokenizer, texts, batch_size, device,
+                                   progress=f"{bench.name} prompts"),
+        bench.classnames, bench.templates)
+    if image_emb is None:
+        image_emb = encode_images(loaded.model, loaded.preprocess, bench.paths, batch_size, device,
+                                  progress=f"{bench.name} images")
+    return topk_accuracy(image_emb, bench.labels, classes), image_emb

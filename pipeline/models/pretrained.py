@@ -4,12 +4,14 @@ from __future__ import annotations
 import os
 import socket
 import sys
+import threading
 from copy import deepcopy
 from pathlib import Path
 from urllib.parse import urlparse
 
 import open_clip
 import torch
+from open_clip.constants import HF_SAFE_WEIGHTS_NAME, HF_WEIGHTS_NAME
 from open_clip.transform import PreprocessCfg
 
 from pipeline.errors import ParamError, PipelineError
@@ -28,22 +30,42 @@ def _has_hf_hub() -> bool:
 
 
 def host_reachable(host: str, port: int = 443, timeout: float = PROBE_TIMEOUT_S) -> bool:
-    """One quick TCP connect: offline machines fail here in seconds instead of in download retries."""
-    try:
-        with socket.create_connection((host, port), timeout=timeout):
-            return True
-    except OSError:
-        return False
+    """One quick TCP connect: offline machines fail here in seconds instead of in download retries.
+
+    Runs in a daemon thread because a DNS lookup does not honour the socket timeout.
+    """
+    result: list[bool] = []
+
+    def connect() -> None:
+        try:
+            with socket.create_connection((host, port), timeout=timeout):
+                result.append(True)
+        except OSError:
+            result.append(False)
+
+    worker = threading.Thread(target=connect, daemon=True)
+    worker.start()
+    worker.join(timeout)
+    return bool(result and result[0])
 
 
 def _offline_requested() -> bool:
     return os.environ.get("HF_HUB_OFFLINE", "").strip().lower() in ("1", "true", "yes", "on")
 
 
+def _hf_repo_and_file(hub: str) -> tuple[str, str]:
+    """open_clip's 'org/repo/file' or 'org/repo/' (default file) notation, split."""
+    if hub.endswith("/"):
+        return hub.rstrip("/"), ""
+    repo_id, filename = os.path.split(hub)
+    return repo_id, filename
+
+
 def _download_source(tag_cfg: dict) -> tuple[str, str]:
-    """(host, what) of where open_clip would fetch these weights from."""
+    """(host, URL) of where open_clip would fetch these weights from."""
     if tag_cfg.get("hf_hub") and _has_hf_hub():
-        return HF_HOST, f"hf-hub:{tag_cfg['hf_hub']}"
+        repo_id, filename = _hf_repo_and_file(tag_cfg["hf_hub"])
+        return HF_HOST, f"https://{HF_HOST}/{repo_id}/resolve/main/{filename or HF_WEIGHTS_NAME}"
     url = tag_cfg.get("url", "")
     return urlparse(url).hostname or HF_HOST, url
 
@@ -58,8 +80,8 @@ def cached_weights(tag_cfg: dict) -> str | None:
     hub = tag_cfg.get("hf_hub", "")
     if hub and _has_hf_hub():
         from huggingface_hub import try_to_load_from_cache
-        repo_id, filename = os.path.split(hub.rstrip("/")) if not hub.endswith("/") else (hub.rstrip("/"), "")
-        names = [filename] if filename else ["open_clip_model.safetensors", "open_clip_pytorch_model.bin"]
+        repo_id, filename = _hf_repo_and_file(hub)
+        names = [filename] if filename else [HF_SAFE_WEIGHTS_NAME, HF_WEIGHTS_NAME]
         for name in names:
             hit = try_to_load_from_cache(repo_id, name)
             if isinstance(hit, str) and os.path.isfile(hit):

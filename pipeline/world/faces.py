@@ -92,6 +92,7 @@ def sample_identity(rng: np.random.Generator, gender: str | None = None,
                     hair_colour: str | None = None) -> Identity:
     """A random person; `gender` / `hair_colour` fix those attributes when given."""
     gender = gender or _pick(rng, ("male", "female"))
+    # Drawn even when fixed, so the other attributes follow the same draw sequence.
     chosen_hair = _pick(rng, HAIR_COLOURS)
     return Identity(
         gender=gender,
@@ -182,7 +183,7 @@ def render_face(ident: Identity, rng: np.random.Generator, size: int, *,
     # Torso and neck sit behind the head.
     d.ellipse(box(-54, hh + 10, 54, hh + 95), fill=clothes)
     d.rectangle(box(-9, hh * 0.5, 9, hh + 16), fill=_shade(skin, 0.9))
-    _back_hair(d, ident.hair_style, hair, hw, hh, box, P, s)
+    _back_hair(d, ident.hair_style, hair, hw, hh, box)
     ear = _shade(skin, 0.92)
     for sgn in (-1, 1):
         d.ellipse(box(sgn * hw - 5, -10, sgn * hw + 5, 6), fill=ear)
@@ -190,7 +191,7 @@ def render_face(ident: Identity, rng: np.random.Generator, size: int, *,
             d.ellipse(box(sgn * hw - 2.5, 6, sgn * hw + 2.5, 11), fill=(215, 180, 70))
     _head(d, ident.face_shape, skin, hw, hh, box, P, s)
     _beard(d, ident.beard, skin, hair, hw, hh, P)
-    _front_hair(d, ident.hair_style, hair, skin, hw, hh, box, P, s)
+    _front_hair(d, ident.hair_style, hair, skin, hw, hh, box, P)
 
     fx = yaw * 4  # features slide sideways when the head turns
     ex = 8.5 + 3 * ident.eye_spacing
@@ -249,7 +250,7 @@ def _head(d, shape, skin, hw, hh, box, P, s):
         d.ellipse(box(-hw, -hh, hw, hh), fill=skin)
 
 
-def _back_hair(d, style, hair, hw, hh, box, P, s):
+def _back_hair(d, style, hair, hw, hh, box):
     if style == "long":
         d.ellipse(box(-hw - 8, -hh - 7, hw + 8, hh + 4), fill=hair)
         d.rectangle(box(-hw - 8, 0, hw + 8, hh + 24), fill=hair)
@@ -270,7 +271,7 @@ def _cap(d, hair, hw, hh, hairline, box, pad=3.0):
     d.chord(box(-hw - pad, top, hw + pad, 2 * hairline - top), 180, 360, fill=hair)
 
 
-def _front_hair(d, style, hair, skin, hw, hh, box, P, s):
+def _front_hair(d, style, hair, skin, hw, hh, box, P):
     if style == "buzz":
         _cap(d, _mix(hair, skin, 0.45), hw, hh, -0.55 * hh, box, pad=1.0)
     elif style == "short":

@@ -1,0 +1,44 @@
+"""Stage `utility_before`: zero-shot accuracy of the base model on each benchmark.
+
+Keeps the benchmark image embeddings so `evaluate` reuses them when a defense leaves
+the image tower untouched.
+"""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from pipeline.atomic import atomic_dir, write_json
+from pipeline.attack.run import save_embeddings
+from pipeline.evaluation.zeroshot import load_benchmark, zero_shot
+from pipeline.models.checkpoint import load_model
+from pipeline.models.device import resolve_device
+from pipeline.params import load_params, require
+from pipeline.stages._main import run_stage
+
+MODEL_DIR = Path("data/base_model")
+OUT = Path("data/utility_before")
+METRICS = Path("metrics/utility_before.json")
+
+
+def main() -> None:
+    p = load_params("utility_before")
+    folders = require(p, "utility_before", "benchmarks", list)
+    batch_size = require(p, "utility_before", "batch_size", int, low=1)
+    device = resolve_device(require(p, "utility_before", "device", str), "utility_before.device")
+    benches = [load_benchmark(f) for f in folders]
+    loaded = load_model(MODEL_DIR, device)
+    metrics = {}
+    with atomic_dir(OUT) as tmp:
+        for folder, bench in zip(folders, benches):
+            acc, emb = zero_shot(loaded, bench, batch_size, device)
+            metrics[bench.name] = acc
+            save_embeddings(tmp / f"{bench.name}_images.safetensors", emb)
+        (tmp / "benchmarks.json").write_text(json.dumps(
+            {b.name: str(f) for f, b in zip(folders, benches)}, indent=2, sort_keys=True) + "\n")
+    write_json(METRICS, metrics)
+    print("zero-shot before:", json.dumps(metrics))
+
+
+if __name__ == "__main__":
+    run_stage(main)
