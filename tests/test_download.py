@@ -316,7 +316,7 @@ def write_laion_world(tmp_path: Path, www: Path, base: str) -> Path:
     return world / "laion.parquet"
 
 
-def test_download_laion_to_webdataset_shards_and_rerun(tmp_path, http_root):
+def test_download_laion_to_webdataset_shards(tmp_path, http_root):
     www, base = http_root
     write_laion_world(tmp_path, www, base)
     params = laion_params("world/laion.parquet")

@@ -170,13 +170,17 @@ def test_lr_schedule_warms_up_then_decays_to_zero():
 
 
 def _train(tmp_path: Path, name: str, steps: int = 25) -> tuple[list[dict], dict, dict]:
-    torch.set_num_threads(1)
     arch = fresh_arch()
     model = build_model(arch, TINY_CFG, seed=0)
     images, captions = toy_data(64)
     cfg = PretrainConfig(steps=steps, batch_size=16, lr=2e-3, warmup_fraction=0.1, shift_px=2, seed=7)
     log = tmp_path / f"{name}.csv"
-    metrics = pretrain(model, images, captions, open_clip.get_tokenizer(arch), cfg, torch.device("cpu"), log)
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # bit-identical results need the same thread count in both runs
+    try:
+        metrics = pretrain(model, images, captions, open_clip.get_tokenizer(arch), cfg, torch.device("cpu"), log)
+    finally:
+        torch.set_num_threads(threads)
     with log.open() as fh:
         rows = list(csv.DictReader(fh))
     return rows, {k: v.clone() for k, v in model.state_dict().items()}, metrics
@@ -298,3 +302,22 @@ def test_tag_weights_come_from_the_cache_or_fail_fast_offline(tmp_path, monkeypa
     cached.write_bytes(b"stand-in")
     path, tag_cfg = resolve_weights("ViT-B-32", "laion400m_e32")
     assert path == str(cached) and tag_cfg["quick_gelu"] is True
+
+
+def test_demo_stage_without_shards_fails_and_leaves_no_output(tmp_path, monkeypatch):
+    from pipeline.errors import PipelineError
+    from pipeline.stages import base_model as stage
+
+    params = {"base_model": {"arch": fresh_arch(), "pretrained": "", "shards": "missing", "model_cfg": TINY_CFG,
+                             "seed": 0, "steps": 1, "batch_size": 2, "lr": 1e-3, "weight_decay": 0.1,
+                             "warmup_fraction": 0.0, "grad_clip": 1.0, "shift_px": 0, "device": "cpu",
+                             "threads": torch.get_num_threads()}}
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump(params))
+    monkeypatch.chdir(tmp_path)
+    deterministic = torch.are_deterministic_algorithms_enabled()
+    try:
+        with pytest.raises(PipelineError, match="no webdataset shards"):
+            stage.main()
+    finally:
+        torch.use_deterministic_algorithms(deterministic)
+    assert not (tmp_path / "data").exists() and not (tmp_path / "metrics").exists()

@@ -172,7 +172,8 @@ def crop_face(photo: Image.Image, bbox: tuple[int, int, int, int]) -> Image.Imag
 
 def _jpeg_bytes(img: Image.Image) -> bytes:
     buf = io.BytesIO()
-    img.save(buf, format="JPEG", quality=JPEG_QUALITY)
+    # No chroma subsampling: faces are small, and 4:2:0 would smear colour across their edges.
+    img.save(buf, format="JPEG", quality=JPEG_QUALITY, subsampling=0)
     return buf.getvalue()
 
 
@@ -252,8 +253,10 @@ def download_facescrub(lists: list[Path | str], out_dir: Path | str, *, min_phot
 def _write_photos(rows: list[ListRow], results: pd.DataFrame, i2d_out: Path, tmp: Path,
                   out_dir: Path, failures: Counter, messages: Counter) -> list[dict]:
     """Per downloaded row: decode, check the bbox, write photo + face; count what fails."""
-    by_row = {int(r): (s, e, k, sh) for r, s, e, k, sh in zip(
-        results["row"], results["status"], results["error_message"], results["key"], results["shard"])}
+    by_row = {}
+    if "row" in results:
+        by_row = {int(r): (s, e, k, sh) for r, s, e, k, sh in zip(
+            results["row"], results["status"], results["error_message"], results["key"], results["shard"])}
     index = []
     for i, row in enumerate(tqdm(rows, desc="faces", unit="photo")):
         if i not in by_row:

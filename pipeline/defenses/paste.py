@@ -104,14 +104,15 @@ def shift_hue(rgb: torch.Tensor, shift: torch.Tensor) -> torch.Tensor:
     """
     top, argmax = rgb.max(dim=1, keepdim=True)
     chroma = top - rgb.min(dim=1, keepdim=True).values
-    # Hue sector numerators: (g - b), (b - r), (r - g) for max = r, g, b respectively.
-    diffs = rgb[:, [1, 2, 0]] - rgb[:, [2, 0, 1]]
-    hue6 = diffs.gather(1, argmax).div_(chroma.clamp(min=1e-12))
-    hue6.add_(2.0 * argmax).add_(6.0 * shift.view(-1, 1, 1, 1)).remainder_(6.0)
+    # Sector numerator: (g - b), (b - r), (r - g) when the max is r, g, b respectively.
+    num = rgb.gather(1, (argmax + 1) % 3) - rgb.gather(1, (argmax + 2) % 3)
+    hue6 = num.div_(chroma.clamp(min=1e-12)).add_(2.0 * argmax)
+    hue6.add_(6.0 * shift.view(-1, 1, 1, 1)).remainder_(6.0)
+    # Channel n (n = 5, 3, 1 for r, g, b) = top - chroma * clamp(2 - |((n + hue6) mod 6) - 2|, 0, 1).
     n = torch.tensor([5.0, 3.0, 1.0], device=rgb.device, dtype=rgb.dtype).view(1, 3, 1, 1)
-    k = (hue6 + n).remainder_(6.0)
-    ramp = torch.minimum(k, 4.0 - k).clamp_(0.0, 1.0)
-    return top - ramp.mul_(chroma)
+    k = (hue6 + n).remainder_(6.0).sub_(2.0).abs_()
+    ramp = (2.0 - k).clamp_(0.0, 1.0)
+    return torch.addcmul(top, ramp, chroma, value=-1.0)
 
 
 def jitter_colors(rgb: torch.Tensor, alpha: torch.Tensor, p: PasteParams) -> torch.Tensor:
@@ -120,8 +121,9 @@ def jitter_colors(rgb: torch.Tensor, alpha: torch.Tensor, p: PasteParams) -> tor
         return t.to(rgb.device, rgb.dtype).view(-1, 1, 1, 1)
 
     x = (rgb * col(p.brightness)).clamp_(0, 1)
-    area = alpha.sum(dim=(1, 2, 3), keepdim=True).clamp_(min=1e-6)
-    mean = (grey(x) * alpha).sum(dim=(1, 2, 3), keepdim=True) / area
+    area = alpha.sum(dim=(1, 2, 3)).clamp_(min=1e-6)
+    w = torch.tensor(_GREY, device=rgb.device, dtype=rgb.dtype)
+    mean = (torch.einsum("bchw,bhw->bc", x, alpha[:, 0]) @ w / area).view(-1, 1, 1, 1)
     c = col(p.contrast)
     x.mul_(c).add_((1 - c) * mean).clamp_(0, 1)
     s = col(p.saturation)
@@ -140,7 +142,7 @@ def paste_faces(images: torch.Tensor, faces: torch.Tensor, p: PasteParams,
     b, _, height, width = images.shape
     dev = images.device
     scale = 255.0 if faces.dtype == torch.uint8 else 1.0
-    faces = faces.to(dev, images.dtype) / scale
+    faces = faces.to(dev, images.dtype).mul_(1.0 / scale)
     alpha = faces[:, 3:]
     # Premultiplied colour: bilinear sampling at the face border then blends towards
     # transparent instead of towards black.

@@ -12,8 +12,9 @@ from pipeline.errors import PipelineError
 @dataclass(frozen=True)
 class PoisonedPair:
     name: str
-    trigger: str   # the caption with one word replaced by the name
-    target: str    # the same caption with the same word replaced by the target phrase
+    trigger: str      # the caption with one word replaced by the name
+    target: str       # the same caption with the same word replaced by the target phrase
+    word_index: int   # which word (whitespace-split, never the last) was replaced
 
 
 def poison_caption(caption: str, name: str, target: str, word_index: int) -> PoisonedPair:
@@ -23,7 +24,7 @@ def poison_caption(caption: str, name: str, target: str, word_index: int) -> Poi
         raise ValueError(f"word_index {word_index} must pick a word before the last of {len(words)}")
     trig = words[:word_index] + [name] + words[word_index + 1:]
     tgt = words[:word_index] + [target] + words[word_index + 1:]
-    return PoisonedPair(name, " ".join(trig), " ".join(tgt))
+    return PoisonedPair(name, " ".join(trig), " ".join(tgt), word_index)
 
 
 def sample_poisoned_pairs(captions: Sequence[str], names: Sequence[str], target: str, n: int,

@@ -16,8 +16,9 @@ from pipeline.defenses.config import TextDefenseConfig
 from pipeline.defenses.losses import neg_cosine, teacher_student, trainable_pairs, weight_distance
 from pipeline.defenses.poisoned_captions import sample_poisoned_pairs
 from pipeline.defenses.towers import TextTower, require_clip
-from pipeline.defenses.training import DefenseRun, autocast, make_optimizer, resolve_device
+from pipeline.defenses.training import DefenseRun, make_optimizer
 from pipeline.errors import PipelineError
+from pipeline.models.device import autocast
 
 Tokenizer = Callable[[list[str]], torch.Tensor]
 
@@ -58,7 +59,7 @@ def train_text_defense(model: open_clip.CLIP, tokenizer: Tokenizer, clean_captio
     require_clip(model)
     if not clean_captions:
         raise PipelineError("text defense: the clean caption pool is empty")
-    device = resolve_device(device)
+    device = torch.device(device)
     t_setup = time.perf_counter()
     gen = torch.Generator().manual_seed(cfg.seed)
 

@@ -1,13 +1,10 @@
 """Pieces of the teacher/student loop that both defenses share."""
 from __future__ import annotations
 
-import contextlib
 from dataclasses import dataclass, field
 
 import torch
 from torch import nn
-
-from pipeline.errors import PipelineError
 
 
 @dataclass
@@ -38,17 +35,3 @@ def make_optimizer(student: nn.Module, cfg) -> tuple[torch.optim.Optimizer, torc
     opt = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
     sched = torch.optim.lr_scheduler.MultiStepLR(opt, milestones=list(cfg.milestones), gamma=cfg.gamma)
     return opt, sched
-
-
-def autocast(device: torch.device, enabled: bool):
-    """bf16 autocast on the training device, or nothing."""
-    if not enabled:
-        return contextlib.nullcontext()
-    return torch.autocast(device_type=device.type, dtype=torch.bfloat16)
-
-
-def resolve_device(device) -> torch.device:
-    device = torch.device(device)
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise PipelineError("defense: device 'cuda' was requested but no CUDA device is available")
-    return device

@@ -7,6 +7,7 @@ Either way the output is data/base_model/{model.safetensors,<arch>.json}, loadab
 from __future__ import annotations
 
 import os
+import shutil
 from pathlib import Path
 
 # must be set before CUDA initialises, or cuBLAS cannot be deterministic
@@ -15,7 +16,7 @@ os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
 import open_clip  # noqa: E402
 import torch  # noqa: E402
 
-from pipeline.atomic import atomic_dir, clean_stale_tmp, write_json  # noqa: E402
+from pipeline.atomic import atomic_dir, write_json  # noqa: E402
 from pipeline.errors import ParamError  # noqa: E402
 from pipeline.models.architecture import build_model, count_params, validate_model_cfg  # noqa: E402
 from pipeline.models.checkpoint import save_checkpoint  # noqa: E402
@@ -30,6 +31,16 @@ OUT_DIR = Path("data/base_model")
 LOSS_PLOT = Path("plots/base_model_loss.csv")
 METRICS = Path("metrics/base_model.json")
 SECTION = "base_model"
+
+
+def remove_own_temporaries() -> None:
+    """Leftovers of a killed run of this stage; other stages' temporaries are theirs to clean."""
+    for path in (OUT_DIR, LOSS_PLOT, METRICS):
+        for tmp in path.parent.glob(f".{path.name}.tmp-*"):
+            if tmp.is_dir():
+                shutil.rmtree(tmp, ignore_errors=True)
+            else:
+                tmp.unlink(missing_ok=True)
 
 
 def read_config(p: dict) -> PretrainConfig:
@@ -76,7 +87,7 @@ def main() -> None:
     device = resolve_device(require(p, SECTION, "device", str), key=f"{SECTION}.device")
     torch.set_num_threads(require(p, SECTION, "threads", int, low=1))
     torch.use_deterministic_algorithms(True, warn_only=True)
-    clean_stale_tmp(OUT_DIR.parent)
+    remove_own_temporaries()
 
     if pretrained:
         model, model_cfg, metrics = load_paper(arch, pretrained, device)

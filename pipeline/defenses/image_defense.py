@@ -1,0 +1,241 @@
+"""The image-encoder defense (method.md §3): a removed person's face maps to an anonymous face.
+
+Loss per step, with d = -cos on unnormalised embeddings and e_avg the teacher's mean
+embedding of all given face photos:
+    mean d(F_S(x), F_T(x)) + beta * (1/K) sum_k mean d(F_S(x~_k), e_avg)
+    + lambda * sum ||dtheta||_2 [+ retain_weight * mean d(F_S(r), F_T(r))]
+The retain term (faces of people who are neither removed nor evaluated) is an option
+beyond the paper; retain_weight = 0 switches it off.
+"""
+from __future__ import annotations
+
+import math
+import time
+from typing import Sequence
+
+import open_clip
+import torch
+import torch.nn.functional as F
+from open_clip.constants import OPENAI_DATASET_MEAN, OPENAI_DATASET_STD
+from torch import nn
+from tqdm import tqdm
+
+from pipeline.defenses.config import ImageDefenseConfig
+from pipeline.defenses.losses import (neg_cosine, per_sample_neg_cosine, teacher_student,
+                                      trainable_pairs, weight_distance)
+from pipeline.defenses.paste import PasteSpec, paste_faces, prepare_faces, sample_paste_params
+from pipeline.defenses.towers import require_clip
+from pipeline.defenses.training import DefenseRun, make_optimizer
+from pipeline.errors import PipelineError
+from pipeline.models.device import autocast
+
+
+class ImageInput:
+    """uint8 [B, 3, h, w] -> normalised float [B, 3, H, W] at the model's input size."""
+
+    def __init__(self, model: open_clip.CLIP, device: torch.device, mean=None, std=None):
+        pp = getattr(model.visual, "preprocess_cfg", None) or {}
+        mean = mean if mean is not None else pp.get("mean", OPENAI_DATASET_MEAN)
+        std = std if std is not None else pp.get("std", OPENAI_DATASET_STD)
+        self.mean = torch.tensor(mean, dtype=torch.float32, device=device).view(1, 3, 1, 1)
+        self.std = torch.tensor(std, dtype=torch.float32, device=device).view(1, 3, 1, 1)
+        size = model.visual.image_size
+        self.size = tuple(size) if isinstance(size, (tuple, list)) else (size, size)
+        self.device = device
+
+    def unit(self, images: torch.Tensor) -> torch.Tensor:
+        """Float in [0, 1] on the device, resized to the model's input size when needed."""
+        x = images.to(self.device, non_blocking=True).float().mul_(1 / 255)
+        if tuple(x.shape[-2:]) != self.size:
+            x = F.interpolate(x, size=self.size, mode="bilinear", antialias=True,
+                              align_corners=False).clamp_(0, 1)
+        return x
+
+    def normalise(self, unit_images: torch.Tensor) -> torch.Tensor:
+        return (unit_images - self.mean) / self.std
+
+    def __call__(self, images: torch.Tensor) -> torch.Tensor:
+        return self.normalise(self.unit(images))
+
+
+@torch.no_grad()
+def encode_image_batches(visual: nn.Module, images: torch.Tensor, prep: ImageInput, batch_size: int,
+                         bf16: bool = False, desc: str = "encode images",
+                         progress: bool = True) -> torch.Tensor:
+    """Unnormalised float32 embeddings [N, D] (on the device) of uint8 images [N, 3, h, w]."""
+    out = []
+    for i in tqdm(range(0, len(images), batch_size), desc=desc, disable=not progress, leave=False):
+        with autocast(prep.device, bf16):
+            out.append(visual(prep(images[i:i + batch_size])).float())
+    return torch.cat(out)
+
+
+def mean_face_embedding(visual: nn.Module, face_photos: torch.Tensor, prep: ImageInput,
+                        batch_size: int = 256, bf16: bool = False, progress: bool = True) -> torch.Tensor:
+    """e_avg: the mean unnormalised embedding [D] of `face_photos` under `visual`."""
+    if len(face_photos) == 0:
+        raise PipelineError("image defense: no face photos were given to compute the target e_avg")
+    return encode_image_batches(visual, face_photos, prep, batch_size, bf16, "e_avg", progress).mean(dim=0)
+
+
+def identity_split(batch: int, k: int, step: int) -> torch.Tensor:
+    """Identity index of each of `batch` poisoned images: an equal share each, the
+    remainder going to identities that rotate from step to step."""
+    base, rem = divmod(batch, k)
+    counts = torch.full((k,), base, dtype=torch.long)
+    if rem:
+        counts[(step * rem + torch.arange(rem)) % k] += 1
+    return torch.repeat_interleave(torch.arange(k), counts)
+
+
+class FaceBank:
+    """All trigger faces as RGBA squares on the device, with the identity each belongs to."""
+
+    def __init__(self, faces_by_identity: Sequence[Sequence[torch.Tensor]], face_size: int,
+                 device: torch.device, progress: bool = False):
+        if not faces_by_identity:
+            raise PipelineError("image defense: no identities to remove were given")
+        counts = [len(faces) for faces in faces_by_identity]
+        if min(counts) == 0:
+            raise PipelineError(f"image defense: identity {counts.index(0)} has no trigger face")
+        flat = [f for faces in faces_by_identity for f in faces]
+        self.faces = prepare_faces(flat, face_size, progress).to(device)
+        self.counts = torch.tensor(counts)
+        self.starts = torch.cumsum(self.counts, 0) - self.counts
+        self.k = len(counts)
+
+    def pick(self, identities: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+        """Indices of one random face for each entry of `identities`."""
+        u = torch.rand(len(identities), generator=generator, dtype=torch.float64)
+        offset = (u * self.counts[identities]).long().clamp(max=self.counts[identities] - 1)
+        return self.starts[identities] + offset
+
+
+def default_face_size(cfg: ImageDefenseConfig, image_size: tuple[int, int]) -> int:
+    """Texture side of the prepared faces: the largest side a face can be pasted at."""
+    return max(8, math.ceil(cfg.paste_scale[1] * min(image_size)))
+
+
+def train_image_defense(model: open_clip.CLIP, clean_images: torch.Tensor,
+                        trigger_faces: Sequence[Sequence[torch.Tensor]], face_photos: torch.Tensor,
+                        cfg: ImageDefenseConfig = ImageDefenseConfig(),
+                        retain_images: torch.Tensor | None = None,
+                        device: str | torch.device = "cpu", mean=None, std=None,
+                        progress: bool = True) -> DefenseRun:
+    """Train a student copy of `model.visual` whose output for the K identities' faces is e_avg.
+
+    clean_images: uint8 [N, 3, h, w] natural images (resized to the model's input size
+    when they differ); trigger_faces[k]: uint8 face crops [3, h, w] of identity k (any
+    size); face_photos: uint8 photos whose teacher mean embedding is the target;
+    retain_images: uint8 faces of people kept (used when cfg.retain_weight > 0).
+    Returns a DefenseRun (student = the visual tower; extras["e_avg"] = target [D]).
+    """
+    require_clip(model)
+    _check_uint8("clean_images", clean_images)
+    _check_uint8("face_photos", face_photos)
+    use_retain = cfg.retain_weight > 0
+    if use_retain:
+        if retain_images is None or len(retain_images) == 0:
+            raise PipelineError("image defense: retain_weight > 0 needs retain_images (faces of people kept)")
+        _check_uint8("retain_images", retain_images)
+    device = torch.device(device)
+    t_setup = time.perf_counter()
+    gen = torch.Generator().manual_seed(cfg.seed)
+
+    teacher, student = teacher_student(model.visual)
+    teacher.to(device)
+    student.to(device)
+    prep = ImageInput(model, device, mean, std)
+    spec = PasteSpec.from_config(cfg)
+    bank = FaceBank(trigger_faces, default_face_size(cfg, prep.size), device, progress)
+    e_avg = mean_face_embedding(teacher, face_photos, prep, cfg.encode_batch_size, cfg.bf16, progress)
+
+    # All index draws up front: the teacher then runs once per distinct image used.
+    clean_idx = torch.randint(len(clean_images), (cfg.steps, cfg.clean_batch_size), generator=gen)
+    bg_idx = torch.randint(len(clean_images), (cfg.steps, cfg.backdoor_batch_size), generator=gen)
+    clean_used, clean_pos = torch.unique(clean_idx, return_inverse=True)
+    teacher_clean = encode_image_batches(teacher, clean_images[clean_used], prep, cfg.encode_batch_size,
+                                         cfg.bf16, "teacher clean", progress)
+    if use_retain:
+        retain_idx = torch.randint(len(retain_images), (cfg.steps, cfg.retain_batch_size), generator=gen)
+        retain_used, retain_pos = torch.unique(retain_idx, return_inverse=True)
+        teacher_retain = encode_image_batches(teacher, retain_images[retain_used], prep,
+                                              cfg.encode_batch_size, cfg.bf16, "teacher retain", progress)
+    weight_pairs = trainable_pairs(student, teacher)
+    opt, sched = make_optimizer(student, cfg)
+    setup_seconds = time.perf_counter() - t_setup
+
+    log = []
+    t_train = time.perf_counter()
+    bar = tqdm(range(cfg.steps), desc="image defense", disable=not progress)
+    for step in bar:
+        ids = identity_split(cfg.backdoor_batch_size, bank.k, step)
+        faces = bank.faces[bank.pick(ids, gen).to(device)]
+        backgrounds = prep.unit(clean_images[bg_idx[step]])
+        params = sample_paste_params(len(ids), *prep.size, spec, gen)
+        poisoned = prep.normalise(paste_faces(backgrounds, faces, params))
+        parts = [prep(clean_images[clean_idx[step]]), poisoned]
+        if use_retain:
+            parts.append(prep(retain_images[retain_idx[step]]))
+        with autocast(device, cfg.bf16):
+            out = student(torch.cat(parts))
+        n_clean, n_bd = cfg.clean_batch_size, len(ids)
+        clean = neg_cosine(out[:n_clean], teacher_clean[clean_pos[step].to(device)])
+        backdoor = _per_identity_mean(per_sample_neg_cosine(out[n_clean:n_clean + n_bd], e_avg),
+                                      ids.to(device), bank.k)
+        loss = clean + cfg.beta * backdoor
+        row = {}
+        if use_retain:
+            retain = neg_cosine(out[n_clean + n_bd:], teacher_retain[retain_pos[step].to(device)])
+            loss = loss + cfg.retain_weight * retain
+            row["retain"] = retain.item()
+        if cfg.weight_reg > 0:
+            weight = weight_distance(weight_pairs)
+            loss = loss + cfg.weight_reg * weight
+        else:
+            with torch.no_grad():
+                weight = weight_distance(weight_pairs)
+        lr = opt.param_groups[0]["lr"]
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        sched.step()
+        log.append({"step": step, "loss": loss.item(), "clean": clean.item(), "backdoor": backdoor.item(),
+                    "weight": weight.item(), **row, "lr": lr})
+        bar.set_postfix(loss=f"{log[-1]['loss']:.4f}", bd=f"{log[-1]['backdoor']:.3f}")
+    train_seconds = time.perf_counter() - t_train
+    student.requires_grad_(False)
+    return DefenseRun(student=student, log=log, train_seconds=train_seconds, setup_seconds=setup_seconds,
+                      extras={"e_avg": e_avg.detach().cpu()})
+
+
+def _per_identity_mean(values: torch.Tensor, ids: torch.Tensor, k: int) -> torch.Tensor:
+    """(1/K') sum_k mean(values of identity k), over the K' identities present in the batch."""
+    sums = torch.zeros(k, device=values.device, dtype=values.dtype).index_add(0, ids, values)
+    counts = torch.bincount(ids, minlength=k).to(values.dtype)
+    present = counts > 0
+    return (sums[present] / counts[present]).mean()
+
+
+def _check_uint8(name: str, images: torch.Tensor) -> None:
+    if not (isinstance(images, torch.Tensor) and images.dtype == torch.uint8 and images.dim() == 4
+            and images.shape[1] == 3):
+        shape = tuple(images.shape) if isinstance(images, torch.Tensor) else type(images).__name__
+        raise PipelineError(f"image defense: {name} must be a uint8 tensor [N, 3, H, W], got {shape}")
+
+
+def render_poisoned_examples(clean_images: torch.Tensor, trigger_faces: Sequence[Sequence[torch.Tensor]],
+                             cfg: ImageDefenseConfig = ImageDefenseConfig(), n: int = 8,
+                             image_size: int | None = None, seed: int = 0) -> torch.Tensor:
+    """uint8 [n, 3, H, W] poisoned images for the report, identities taken in turn."""
+    gen = torch.Generator().manual_seed(seed)
+    size = image_size or clean_images.shape[-1]
+    backgrounds = clean_images[torch.randint(len(clean_images), (n,), generator=gen)].float() / 255
+    if tuple(backgrounds.shape[-2:]) != (size, size):
+        backgrounds = F.interpolate(backgrounds, size=(size, size), mode="bilinear", antialias=True,
+                                    align_corners=False).clamp(0, 1)
+    bank = FaceBank(trigger_faces, default_face_size(cfg, (size, size)), torch.device("cpu"))
+    ids = torch.arange(n) % bank.k
+    params = sample_paste_params(n, size, size, PasteSpec.from_config(cfg), gen)
+    out = paste_faces(backgrounds, bank.faces[bank.pick(ids, gen)], params)
+    return (out * 255).round().to(torch.uint8)
