@@ -24,6 +24,6 @@ def read_shard_captions(shard_dir: Path | str) -> tuple[list[str], list[str]]:
             for member in tar:
                 if member.isfile() and member.name.endswith(".txt"):
                     key = member.name[: -len(".txt")]
-                    pairs.append((key, tar.extractfile(member).read().decode("utf-8")))
+                    pairs.append((key, tar.extractfile(member).read().decode("utf-8").strip()))
     pairs.sort()
     return [k for k, _ in pairs], [c for _, c in pairs]

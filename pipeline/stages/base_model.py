@@ -63,8 +63,8 @@ def train_demo(p: dict, arch: str, device: torch.device):
     model_cfg = validate_model_cfg(p.get("model_cfg"), f"{SECTION}.model_cfg")
     cfg = read_config(p)
     shards = Path(require(p, SECTION, "shards", str))
-    model = build_model(arch, model_cfg, cfg.seed)
     images, captions, _ = read_shards(shards)
+    model = build_model(arch, model_cfg, cfg.seed)
     images = resize_images(images, model.visual.image_size[0])
     metrics = pretrain(model, images, captions, open_clip.get_tokenizer(arch), cfg, device, LOSS_PLOT)
     return model.cpu(), model_cfg, metrics
