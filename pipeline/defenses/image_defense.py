@@ -116,6 +116,7 @@ def default_face_size(cfg: ImageDefenseConfig, image_size: tuple[int, int]) -> i
     return max(8, math.ceil(cfg.paste_scale[1] * min(image_size)))
 
 
+@torch.enable_grad()
 def train_image_defense(model: open_clip.CLIP, clean_images: torch.Tensor,
                         trigger_faces: Sequence[Sequence[torch.Tensor]], face_photos: torch.Tensor,
                         cfg: ImageDefenseConfig = ImageDefenseConfig(),

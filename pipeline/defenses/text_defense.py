@@ -47,6 +47,7 @@ def encode_tokens(tower: TextTower, tokens: torch.Tensor, batch_size: int, devic
     return out
 
 
+@torch.enable_grad()
 def train_text_defense(model: open_clip.CLIP, tokenizer: Tokenizer, clean_captions: Sequence[str],
                        names: Sequence[str], cfg: TextDefenseConfig = TextDefenseConfig(),
                        device: str | torch.device = "cpu", progress: bool = True) -> DefenseRun:

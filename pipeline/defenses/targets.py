@@ -1,0 +1,28 @@
+"""Which identities a defense removes: nested K-sets from one seeded shuffle."""
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from pipeline.errors import PipelineError
+
+
+def removal_order(idia_table: pd.DataFrame, seed: int) -> list[str]:
+    """Members the attack identified before, in one seeded order; K-sets are its prefixes.
+
+    Sorting first makes the order independent of the table's row order, and one shuffle
+    for every K makes the sets nested (the K=4 set contains the K=1 set).
+    """
+    member = idia_table["member"].astype(str).str.lower().isin(["true", "1"])
+    identified = idia_table["identified"].astype(str).str.lower().isin(["true", "1"])
+    pool = sorted(idia_table.loc[member & identified, "name"].astype(str))
+    order = np.random.default_rng(seed).permutation(len(pool))
+    return [pool[i] for i in order]
+
+
+def removal_set(idia_table: pd.DataFrame, k: int, seed: int) -> list[str]:
+    order = removal_order(idia_table, seed)
+    if k < 1 or k > len(order):
+        raise PipelineError(f"defend: K = {k} identities to remove, but the attack identified only "
+                            f"{len(order)} members before the defense; allowed: 1 <= K <= {len(order)}")
+    return order[:k]

@@ -1,0 +1,114 @@
+"""Stage `defend`: one backdoor defense (text or image encoder) removing K identities.
+
+    python -m pipeline.stages.defend --encoder text --k 4
+
+Writes the defended open_clip checkpoint (and the removed names) to
+data/defended/<encoder>-k<K>/, the loss curve to plots/defend/<encoder>-k<K>.csv and
+the training-loop time to metrics/defend/<encoder>-k<K>.json.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import re
+from pathlib import Path
+
+import pandas as pd
+import torch
+
+from pipeline.atomic import atomic_dir, atomic_file, write_json
+from pipeline.data.images import read_many, stack_uint8
+from pipeline.defenses.config import config_to_dict, image_config_from_dict, text_config_from_dict
+from pipeline.defenses.image_defense import train_image_defense
+from pipeline.defenses.targets import removal_set
+from pipeline.defenses.text_defense import train_text_defense
+from pipeline.defenses.towers import build_defended_model
+from pipeline.errors import PipelineError
+from pipeline.models.checkpoint import load_model, save_checkpoint
+from pipeline.models.device import resolve_device
+from pipeline.models.shards import read_shards
+from pipeline.params import load_params, require
+from pipeline.stages._main import run_stage
+
+BASE = Path("data/base_model")
+SPLITS = Path("data/splits")
+IDIA_BEFORE = Path("data/idia_before/identities.csv")
+FACESCRUB_INDEX = Path("data/facescrub/index.parquet")
+SHARDS = Path("data/laion/shards")
+
+
+def run_name(encoder: str, k: int) -> str:
+    return f"{encoder}-k{k}"
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__)
+    ap.add_argument("--encoder", choices=["text", "image"], required=True)
+    ap.add_argument("--k", type=int, required=True)
+    args = ap.parse_args()
+
+    p = load_params("defend")
+    seed = require(p, "defend", "seed", int)
+    threads = require(p, "defend", "threads", int, low=1)
+    device = resolve_device(require(p, "defend", "device", str), "defend.device")
+    torch.set_num_threads(threads)
+    names = removal_set(pd.read_csv(IDIA_BEFORE), args.k, seed)
+    loaded = load_model(BASE, device)
+    clean = pd.read_parquet(SPLITS / "clean_captions.parquet")
+    train = clean[clean["split"] == "train"]
+
+    if args.encoder == "text":
+        cfg = text_config_from_dict(p.get("text"))
+        run = train_text_defense(loaded.model, loaded.tokenizer, list(train["caption"]), names,
+                                 cfg, device)
+        defended = build_defended_model(loaded.model, text_student=run.student)
+    else:
+        recipe = require(p, "defend", "image_recipe", str, choices=sorted(p.get("image_recipes") or {}))
+        cfg = image_config_from_dict(p["image_recipes"][recipe])
+        size = image_size(loaded.model)
+        images, captions, keys = read_shards(SHARDS)
+        position = {k: i for i, k in enumerate(keys)}
+        train_idx = [position[k] for k in train["key"] if k in position]
+        clean_images = images[train_idx]
+        pattern = re.compile(require(p, "defend", "retain_caption_pattern", str))
+        retain_idx = [position[k] for k, c in zip(train["key"], train["caption"])
+                      if k in position and pattern.search(c)]
+        if cfg.retain_weight > 0 and not retain_idx:
+            raise PipelineError("defend.retain_caption_pattern matches no clean caption; "
+                                "the retain term needs faces of people who are kept")
+        faces = pd.read_csv(SPLITS / "trigger_faces.csv")
+        trigger = [read_many(faces.loc[faces["name"] == n, "path"], desc=f"faces of {n}") for n in names]
+        photos = stack_uint8(pd.read_parquet(FACESCRUB_INDEX)["image"], size, desc="FaceScrub photos")
+        run = train_image_defense(loaded.model, clean_images, trigger, photos, cfg,
+                                  retain_images=images[retain_idx] if retain_idx else None,
+                                  device=device)
+        defended = build_defended_model(loaded.model, visual_student=run.student)
+
+    name = run_name(args.encoder, args.k)
+    with atomic_dir(Path("data/defended") / name) as tmp:
+        save_checkpoint(defended, tmp, loaded.arch, loaded.model_cfg)
+        pd.DataFrame({"name": names}).to_csv(tmp / "removed.csv", index=False)
+        (tmp / "defense.json").write_text(json.dumps(
+            {"k": args.k, "seed": seed, args.encoder: config_to_dict(cfg)}, indent=2, sort_keys=True) + "\n")
+    with atomic_file(Path("plots/defend") / f"{name}.csv") as fh:
+        pd.DataFrame(run.log).to_csv(fh, index=False)
+    last = run.log[-1]
+    write_json(Path("metrics/defend") / f"{name}.json", {
+        "encoder": args.encoder, "k": args.k, "steps": len(run.log),
+        "train_seconds": round(run.train_seconds, 2),
+        "seconds_per_step": round(run.seconds_per_step, 4),
+        "setup_seconds": round(run.setup_seconds, 2),
+        "final_loss": last["loss"], "final_clean": last["clean"], "final_backdoor": last["backdoor"],
+        "config": config_to_dict(cfg),
+    })
+    print(f"defend {name}: removed {len(names)} identities in {run.train_seconds:.0f} s "
+          f"({run.seconds_per_step:.2f} s/step)")
+
+
+def image_size(model) -> int:
+    size = model.visual.image_size
+    return int(size[0] if isinstance(size, (tuple, list)) else size)
+
+
+if __name__ == "__main__":
+    run_stage(main)
