@@ -20,7 +20,7 @@ import yaml
 from PIL import Image
 
 from pipeline.errors import ParamError
-from pipeline.models.architecture import build_model, register_arch
+from pipeline.models.architecture import build_model
 from pipeline.models.checkpoint import load_model, save_checkpoint
 from pipeline.models.device import autocast, resolve_device
 from pipeline.models.pretrain import PretrainConfig, lr_at, pretrain, weight_decay_groups
