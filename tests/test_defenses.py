@@ -175,6 +175,18 @@ def test_pasted_faces_stay_inside_and_have_the_drawn_size():
     assert params.angle.abs().max() <= 30 and params.angle.abs().max() > 15
 
 
+def test_windowed_paste_equals_whole_image_warp():
+    gen = torch.Generator().manual_seed(3)
+    for size, face_px in ((64, 32), (48, 7)):                     # 7 px texture: texels wider than a pixel
+        faces = (torch.rand(40, 4, face_px, face_px, generator=gen) * 255).to(torch.uint8)
+        faces[:, 3] = 255
+        params = sample_paste_params(40, size, size, PasteSpec(scale=(0.2, 0.5)), gen)
+        images = torch.rand(40, 3, size, size, generator=gen)
+        out, alpha = paste_faces(images, faces, params, return_alpha=True)
+        ref, ref_alpha = paste_faces(images, faces, params, return_alpha=True, window=False)
+        assert torch.equal(out, ref) and torch.equal(alpha, ref_alpha)
+
+
 def test_large_rotated_faces_are_shrunk_to_fit():
     params = sample_paste_params(200, 64, 64, PasteSpec(scale=(1.0, 1.0), rotation=30.0),
                                  torch.Generator().manual_seed(0))

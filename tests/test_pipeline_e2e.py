@@ -4,20 +4,25 @@ import json
 import pandas as pd
 import pytest
 
-from tests.e2e_helpers import dvc, make_repo_copy
+from tests.e2e_helpers import TINY, dvc, make_repo_copy
 
 pytestmark = pytest.mark.slow
+KS = TINY["defend"]["ks"]
 
 
 @pytest.fixture(scope="module")
 def repo(tmp_path_factory):
     root = make_repo_copy(tmp_path_factory.mktemp("repo"))
-    dvc(["repro", "idia_before"], root)
+    dvc(["repro"], root)
     return root
 
 
+def metrics(repo, name):
+    return json.loads((repo / "metrics" / name).read_text())
+
+
 def test_attack_metrics_written(repo):
-    m = json.loads((repo / "metrics/idia_before.json").read_text())
+    m = metrics(repo, "idia_before.json")
     assert m["members"] >= 5 and m["nonmembers"] >= 2
     assert 0.0 <= m["tpr"] <= 1.0 and 0.0 <= m["fpr"] <= 1.0
     assert m["identified_members"] == round(m["tpr"] * m["members"])
@@ -28,14 +33,47 @@ def test_attack_metrics_written(repo):
 
 
 def test_download_reports_count_everything(repo):
-    fs = json.loads((repo / "metrics/download_facescrub.json").read_text())
+    fs = metrics(repo, "download_facescrub.json")
     assert fs["rows_read"] == 9 * 8 and fs["downloaded"] == fs["rows_read"]
-    laion = json.loads((repo / "metrics/download_laion.json").read_text())
+    laion = metrics(repo, "download_laion.json")
     assert laion["downloaded"] == laion["rows_read"] > 0
 
 
+@pytest.mark.parametrize("encoder", ["text", "image", "both"])
+@pytest.mark.parametrize("k", KS)
+def test_every_defense_evaluated(repo, encoder, k):
+    m = metrics(repo, f"evaluate/{encoder}-k{k}.json")
+    assert m["k"] == k and m["encoder"] == encoder
+    assert 0.0 <= m["tpr_removed"] <= 1.0
+    assert m["wrongfully_unlearned"] <= m["others_identified_before"]
+    assert set(m["zeroshot"]) == {"scenes", "hair"}
+    assert ("text_similarity" in m) == (encoder in ("text", "both"))
+    assert ("image_similarity" in m) == (encoder in ("image", "both"))
+    removed = pd.read_csv(repo / f"data/defended/{encoder}-k{k}/removed.csv")["name"]
+    assert len(removed) == k
+
+
+def test_text_defense_lowers_the_removed_identities_templates(repo):
+    m = metrics(repo, f"evaluate/text-k{KS[-1]}.json")
+    assert m["correct_templates_removed_after"] < m["correct_templates_removed_before"]
+    assert m["text_similarity"]["sim_backdoor"] > m["text_similarity"]["sim_backdoor_before"]
+
+
+def test_removal_sets_are_nested(repo):
+    small = list(pd.read_csv(repo / f"data/defended/text-k{KS[0]}/removed.csv")["name"])
+    large = list(pd.read_csv(repo / f"data/defended/text-k{KS[-1]}/removed.csv")["name"])
+    assert large[:len(small)] == small
+
+
+def test_image_defense_leaves_the_text_tower_alone(repo):
+    from safetensors.torch import load_file
+    base = load_file(repo / "data/base_model/model.safetensors")
+    image = load_file(repo / f"data/defended/image-k{KS[0]}/model.safetensors")
+    changed = {k for k in base if not (base[k] == image[k]).all()}
+    assert changed and all(k.startswith("visual.") for k in changed)
+
+
 def test_second_repro_is_a_noop(repo):
-    out = dvc(["repro", "idia_before"], repo).stdout
+    out = dvc(["repro"], repo).stdout
     assert "Running stage" not in out
-    status = dvc(["status", "idia_before"], repo).stdout
-    assert "up to date" in status
+    assert "up to date" in dvc(["status"], repo).stdout

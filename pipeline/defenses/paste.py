@@ -98,21 +98,24 @@ def grey(rgb: torch.Tensor) -> torch.Tensor:
 def shift_hue(rgb: torch.Tensor, shift: torch.Tensor) -> torch.Tensor:
     """Rotate the HSV hue of every image by shift[b] (fraction of a turn); rgb in [0, 1].
 
-    Value (max) and chroma (max - min) are kept, so the result is rebuilt from them and
-    the new hue in closed form; where chroma is 0 the hue has no effect, which makes
-    the usual special cases unnecessary.
+    Value (max) and chroma (max - min) are kept, so each pixel is rebuilt as
+    (max - chroma) + chroma * hexagonal_ramp(new hue); where chroma is 0 the hue has no
+    effect, which makes HSV's special cases unnecessary.
     """
-    top, argmax = rgb.max(dim=1, keepdim=True)
-    chroma = top - rgb.min(dim=1, keepdim=True).values
-    # Sector numerator: (g - b), (b - r), (r - g) when the max is r, g, b respectively.
-    num = rgb.gather(1, (argmax + 1) % 3) - rgb.gather(1, (argmax + 2) % 3)
-    hue6 = num.div_(chroma.clamp(min=1e-12)).add_(2.0 * argmax)
-    hue6.add_(6.0 * shift.view(-1, 1, 1, 1)).remainder_(6.0)
-    # Channel n (n = 5, 3, 1 for r, g, b) = top - chroma * clamp(2 - |((n + hue6) mod 6) - 2|, 0, 1).
-    n = torch.tensor([5.0, 3.0, 1.0], device=rgb.device, dtype=rgb.dtype).view(1, 3, 1, 1)
-    k = (hue6 + n).remainder_(6.0).sub_(2.0).abs_()
-    ramp = (2.0 - k).clamp_(0.0, 1.0)
-    return torch.addcmul(top, ramp, chroma, value=-1.0)
+    r, g, b = rgb[:, 0:1], rgb[:, 1:2], rgb[:, 2:3]
+    top = torch.maximum(torch.maximum(r, g), b)
+    chroma = top - torch.minimum(torch.minimum(r, g), b)
+    is_r = r == top
+    is_g = (g == top) & ~is_r
+    # Hue in sixths of a turn: the sector of the largest channel plus the offset inside it.
+    num = torch.where(is_r, g - b, torch.where(is_g, b - r, r - g))
+    base = torch.where(is_r, 0.0, torch.where(is_g, 2.0, 4.0)).to(rgb.dtype)
+    hue6 = num.div_(chroma.clamp(min=1e-12)).add_(base).add_(6.0 * shift.view(-1, 1, 1, 1)).remainder_(6.0)
+    # Ramps of pure hues: r = |h - 3| - 1, g = 2 - |h - 2|, b = 2 - |h - 4|, clamped to [0, 1].
+    centre, sign, offset = (torch.tensor(v, device=rgb.device, dtype=rgb.dtype).view(1, 3, 1, 1)
+                            for v in ((3.0, 2.0, 4.0), (1.0, -1.0, -1.0), (-1.0, 2.0, 2.0)))
+    ramp = (hue6 - centre).abs_().mul_(sign).add_(offset).clamp_(0.0, 1.0)
+    return torch.addcmul(top - chroma, ramp, chroma)
 
 
 def jitter_colors(rgb: torch.Tensor, alpha: torch.Tensor, p: PasteParams) -> torch.Tensor:
@@ -133,11 +136,13 @@ def jitter_colors(rgb: torch.Tensor, alpha: torch.Tensor, p: PasteParams) -> tor
 
 
 def paste_faces(images: torch.Tensor, faces: torch.Tensor, p: PasteParams,
-                return_alpha: bool = False):
+                return_alpha: bool = False, window: bool = True):
     """Composite one RGBA face per image.
 
     images: float [B, 3, H, W] in [0, 1]; faces: uint8 or float RGBA [B, 4, S, S]
     (float in [0, 1]). Returns float images in [0, 1] (and the warped alpha [B, 1, H, W]).
+    window=False warps over the whole image instead of a window around each face (same
+    result, slower; kept for checking).
     """
     b, _, height, width = images.shape
     dev = images.device
@@ -147,25 +152,66 @@ def paste_faces(images: torch.Tensor, faces: torch.Tensor, p: PasteParams,
     # Premultiplied colour: bilinear sampling at the face border then blends towards
     # transparent instead of towards black.
     faces[:, :3] = jitter_colors(faces[:, :3], alpha, p).mul_(alpha)
-    theta = _output_to_face(p, height, width).to(dev, images.dtype)
-    grid = F.affine_grid(theta, [b, 4, height, width], align_corners=False)
+
+    # Warp only a window around each face (same size for the whole batch): with faces
+    # of a quarter to half the image side that is about half the pixels of the image.
+    win_h, win_w, x0, y0 = _windows(p, height, width, faces.shape[-1], window)
+    grid = _face_grid(p, win_h, win_w, x0, y0, dev, images.dtype)
     warped = F.grid_sample(faces, grid, mode="bilinear", padding_mode="zeros", align_corners=False)
     a = warped[:, 3:]
-    out = torch.addcmul(warped[:, :3], images, 1 - a).clamp_(0, 1)
-    return (out, a) if return_alpha else out
+    if (win_h, win_w) == (height, width):
+        out = torch.addcmul(warped[:, :3], images, 1 - a).clamp_(0, 1)
+        return (out, a) if return_alpha else out
+    rows = y0.to(dev).view(-1, 1, 1) + torch.arange(win_h, device=dev).view(1, -1, 1)
+    cols = x0.to(dev).view(-1, 1, 1) + torch.arange(win_w, device=dev).view(1, 1, -1)
+    index = (rows * width + cols).view(b, 1, -1)
+    flat = images.reshape(b, 3, height * width)
+    index3 = index.expand(b, 3, -1)
+    a = a.reshape(b, 1, -1)
+    mixed = torch.addcmul(warped[:, :3].reshape(b, 3, -1), flat.gather(2, index3), 1 - a).clamp_(0, 1)
+    out = flat.clone().scatter_(2, index3, mixed).view(b, 3, height, width)
+    if not return_alpha:
+        return out
+    full_alpha = torch.zeros(b, 1, height * width, device=dev, dtype=images.dtype).scatter_(2, index, a)
+    return out, full_alpha.view(b, 1, height, width)
 
 
-def _output_to_face(p: PasteParams, height: int, width: int) -> torch.Tensor:
-    """Affine maps [B, 2, 3] from normalised output coordinates to normalised face coordinates."""
+def _windows(p: PasteParams, height: int, width: int, face_px: int, window: bool = True):
+    """Window size shared by the batch and each image's window corner (CPU long tensors).
+
+    The window holds the face's rotated bounding box plus a margin for the bilinear
+    footprint, which reaches up to about one face texel beyond the face's edge.
+    """
+    if not window or len(p.side) == 0:
+        zero = torch.zeros(len(p.side), dtype=torch.long)
+        return height, width, zero, zero
     rad = p.angle.double() * math.pi / 180
-    c, s = rad.cos(), rad.sin()
+    box = p.side.double() * (rad.cos().abs() + rad.sin().abs())
+    margin = 1 + math.ceil(float(p.side.max()) / face_px)
+    largest = math.ceil(float(box.max())) + 2 * margin + 1
+    win_h, win_w = min(largest, height), min(largest, width)
+    x0 = ((p.cx.double() - box / 2).floor().long() - margin).clamp(min=0, max=width - win_w)
+    y0 = ((p.cy.double() - box / 2).floor().long() - margin).clamp(min=0, max=height - win_h)
+    return win_h, win_w, x0, y0
+
+
+def _face_grid(p: PasteParams, win_h: int, win_w: int, x0: torch.Tensor, y0: torch.Tensor,
+               device, dtype) -> torch.Tensor:
+    """grid_sample grid [B, win_h, win_w, 2]: for every window pixel centre, where it falls
+    in the face's normalised coordinates (inverse of flip, scale, rotation, translation)."""
+    rad = p.angle.double() * math.pi / 180
     half = p.side.double() / 2
-    ox, oy = width / 2 - p.cx.double(), height / 2 - p.cy.double()
-    sx, sy = width / 2, height / 2
-    row_x = torch.stack([c * sx, -s * sy, c * ox - s * oy], dim=1) / half[:, None]
-    row_y = torch.stack([s * sx, c * sy, s * ox + c * oy], dim=1) / half[:, None]
-    row_x = torch.where(p.flip[:, None], -row_x, row_x)
-    return torch.stack([row_x, row_y], dim=1).float()
+    mirror = torch.where(p.flip, -1.0, 1.0).double()
+    coef = torch.stack([rad.cos() / half * mirror, -rad.sin() / half * mirror,
+                        rad.sin() / half, rad.cos() / half], dim=1).to(device, dtype).view(-1, 4, 1, 1)
+    dx = torch.arange(win_w, device=device, dtype=dtype).add_(0.5).view(1, 1, win_w) \
+        + (x0.double() - p.cx.double()).to(device, dtype).view(-1, 1, 1)
+    dy = torch.arange(win_h, device=device, dtype=dtype).add_(0.5).view(1, win_h, 1) \
+        + (y0.double() - p.cy.double()).to(device, dtype).view(-1, 1, 1)
+    grid = torch.empty(len(rad), win_h, win_w, 2, device=device, dtype=dtype)
+    grid[..., 0] = coef[:, 0] * dx + coef[:, 1] * dy
+    grid[..., 1] = coef[:, 2] * dx + coef[:, 3] * dy
+    return grid
 
 
 def poison_images(backgrounds: torch.Tensor, faces: torch.Tensor, spec: PasteSpec,

@@ -6,11 +6,11 @@ seed in one CLIP (method.md §4), with no extra training.
 from __future__ import annotations
 
 import argparse
-import json
 import shutil
 from pathlib import Path
 
 import pandas as pd
+import yaml
 
 from pipeline.atomic import atomic_dir
 from pipeline.defenses.towers import build_defended_model, text_tower_keys, visual_keys
@@ -41,9 +41,9 @@ def main() -> None:
     with atomic_dir(DEFENDED / f"both-k{k}") as tmp:
         save_checkpoint(model, tmp, base.arch, base.model_cfg)
         shutil.copy(DEFENDED / f"text-k{k}" / "removed.csv", tmp / "removed.csv")
-        both = {**json.loads((DEFENDED / f"image-k{k}" / "defense.json").read_text()),
-                **json.loads((DEFENDED / f"text-k{k}" / "defense.json").read_text())}
-        (tmp / "defense.json").write_text(json.dumps(both, indent=2, sort_keys=True) + "\n")
+        both = {**yaml.safe_load((DEFENDED / f"image-k{k}" / "defense.yaml").read_text()),
+                **yaml.safe_load((DEFENDED / f"text-k{k}" / "defense.yaml").read_text())}
+        (tmp / "defense.yaml").write_text(yaml.safe_dump(both, sort_keys=True))
     print(f"combine both-k{k}: text tower from text-k{k}, image tower from image-k{k}")
 
 

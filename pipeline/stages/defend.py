@@ -9,12 +9,12 @@ the training-loop time to metrics/defend/<encoder>-k<K>.json.
 from __future__ import annotations
 
 import argparse
-import json
 import re
 from pathlib import Path
 
 import pandas as pd
 import torch
+import yaml
 
 from pipeline.atomic import atomic_dir, atomic_file, write_json
 from pipeline.data.images import read_many, stack_uint8
@@ -88,8 +88,9 @@ def main() -> None:
     with atomic_dir(Path("data/defended") / name) as tmp:
         save_checkpoint(defended, tmp, loaded.arch, loaded.model_cfg)
         pd.DataFrame({"name": names}).to_csv(tmp / "removed.csv", index=False)
-        (tmp / "defense.json").write_text(json.dumps(
-            {"k": args.k, "seed": seed, args.encoder: config_to_dict(cfg)}, indent=2, sort_keys=True) + "\n")
+        # YAML, not JSON: the folder's one *.json is the open_clip config stock loaders look for.
+        (tmp / "defense.yaml").write_text(yaml.safe_dump(
+            {"k": args.k, "seed": seed, args.encoder: config_to_dict(cfg)}, sort_keys=True))
     with atomic_file(Path("plots/defend") / f"{name}.csv") as fh:
         pd.DataFrame(run.log).to_csv(fh, index=False)
     last = run.log[-1]

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pandas as pd
 import torch
+import yaml
 
 from pipeline.atomic import atomic_dir, write_json
 from pipeline.attack.image_encoding import encode_images
@@ -53,7 +54,7 @@ def main() -> None:
     defended = load_model(model_dir, device)
     base = load_model(Path("data/base_model"), device)
     removed = list(pd.read_csv(model_dir / "removed.csv")["name"])
-    defense = json.loads((model_dir / "defense.json").read_text())
+    defense = yaml.safe_load((model_dir / "defense.yaml").read_text())
     text_trained = args.encoder in ("text", "both")
     image_trained = args.encoder in ("image", "both")
 
