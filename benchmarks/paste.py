@@ -23,7 +23,7 @@ STD = torch.tensor((0.26862954, 0.26130258, 0.27577711)).view(1, 3, 1, 1)
 
 
 def batched(backgrounds: torch.Tensor, faces: torch.Tensor, params) -> torch.Tensor:
-    out = paste_faces(backgrounds.float() / 255.0, faces, params)
+    out = paste_faces(backgrounds.float().mul_(1 / 255), faces, params, inplace=True)
     return (out - MEAN) / STD
 
 

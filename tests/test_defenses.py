@@ -185,6 +185,9 @@ def test_windowed_paste_equals_whole_image_warp():
         out, alpha = paste_faces(images, faces, params, return_alpha=True)
         ref, ref_alpha = paste_faces(images, faces, params, return_alpha=True, window=False)
         assert torch.equal(out, ref) and torch.equal(alpha, ref_alpha)
+        backgrounds = images.clone()
+        assert torch.equal(paste_faces(backgrounds, faces, params, inplace=True), out)
+        assert torch.equal(backgrounds, out)                       # written in place
 
 
 def test_large_rotated_faces_are_shrunk_to_fit():

@@ -4,17 +4,15 @@ import json
 import pandas as pd
 import pytest
 
-from tests.e2e_helpers import TINY, dvc, make_repo_copy
+from tests.e2e_helpers import TINY, dvc
 
 pytestmark = pytest.mark.slow
 KS = TINY["defend"]["ks"]
 
 
-@pytest.fixture(scope="module")
-def repo(tmp_path_factory):
-    root = make_repo_copy(tmp_path_factory.mktemp("repo"))
-    dvc(["repro"], root)
-    return root
+@pytest.fixture
+def repo(reproduced_repo):
+    return reproduced_repo
 
 
 def metrics(repo, name):

@@ -174,7 +174,7 @@ def train_image_defense(model: open_clip.CLIP, clean_images: torch.Tensor,
         faces = bank.faces[bank.pick(ids, gen).to(device)]
         backgrounds = prep.unit(clean_images[bg_idx[step]])
         params = sample_paste_params(len(ids), *prep.size, spec, gen)
-        poisoned = prep.normalise(paste_faces(backgrounds, faces, params))
+        poisoned = prep.normalise(paste_faces(backgrounds, faces, params, inplace=True))
         parts = [prep(clean_images[clean_idx[step]]), poisoned]
         if use_retain:
             parts.append(prep(retain_images[retain_idx[step]]))
@@ -238,5 +238,5 @@ def render_poisoned_examples(clean_images: torch.Tensor, trigger_faces: Sequence
     bank = FaceBank(trigger_faces, default_face_size(cfg, (size, size)), torch.device("cpu"))
     ids = torch.arange(n) % bank.k
     params = sample_paste_params(n, size, size, PasteSpec.from_config(cfg), gen)
-    out = paste_faces(backgrounds, bank.faces[bank.pick(ids, gen)], params)
+    out = paste_faces(backgrounds, bank.faces[bank.pick(ids, gen)], params, inplace=True)
     return (out * 255).round().to(torch.uint8)

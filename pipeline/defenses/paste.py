@@ -136,13 +136,14 @@ def jitter_colors(rgb: torch.Tensor, alpha: torch.Tensor, p: PasteParams) -> tor
 
 
 def paste_faces(images: torch.Tensor, faces: torch.Tensor, p: PasteParams,
-                return_alpha: bool = False, window: bool = True):
+                return_alpha: bool = False, window: bool = True, inplace: bool = False):
     """Composite one RGBA face per image.
 
     images: float [B, 3, H, W] in [0, 1]; faces: uint8 or float RGBA [B, 4, S, S]
     (float in [0, 1]). Returns float images in [0, 1] (and the warped alpha [B, 1, H, W]).
     window=False warps over the whole image instead of a window around each face (same
-    result, slower; kept for checking).
+    result, slower; kept for checking). inplace=True writes into `images` (saves a copy
+    of the batch when the caller no longer needs the backgrounds).
     """
     b, _, height, width = images.shape
     dev = images.device
@@ -160,7 +161,8 @@ def paste_faces(images: torch.Tensor, faces: torch.Tensor, p: PasteParams,
     warped = F.grid_sample(faces, grid, mode="bilinear", padding_mode="zeros", align_corners=False)
     a = warped[:, 3:]
     if (win_h, win_w) == (height, width):
-        out = torch.addcmul(warped[:, :3], images, 1 - a).clamp_(0, 1)
+        out = images.mul_(1 - a).add_(warped[:, :3]) if inplace else torch.addcmul(warped[:, :3], images, 1 - a)
+        out = out.clamp_(0, 1)
         return (out, a) if return_alpha else out
     rows = y0.to(dev).view(-1, 1, 1) + torch.arange(win_h, device=dev).view(1, -1, 1)
     cols = x0.to(dev).view(-1, 1, 1) + torch.arange(win_w, device=dev).view(1, 1, -1)
@@ -169,7 +171,7 @@ def paste_faces(images: torch.Tensor, faces: torch.Tensor, p: PasteParams,
     index3 = index.expand(b, 3, -1)
     a = a.reshape(b, 1, -1)
     mixed = torch.addcmul(warped[:, :3].reshape(b, 3, -1), flat.gather(2, index3), 1 - a).clamp_(0, 1)
-    out = flat.clone().scatter_(2, index3, mixed).view(b, 3, height, width)
+    out = (flat if inplace else flat.clone()).scatter_(2, index3, mixed).view(b, 3, height, width)
     if not return_alpha:
         return out
     full_alpha = torch.zeros(b, 1, height * width, device=dev, dtype=images.dtype).scatter_(2, index, a)
@@ -221,9 +223,10 @@ def poison_images(backgrounds: torch.Tensor, faces: torch.Tensor, spec: PasteSpe
     backgrounds: uint8 [B, 3, H, W] or float in [0, 1]; faces: RGBA [B, 4, S, S] from
     `prepare_faces`. Returns float [B, 3, H, W] in [0, 1], un-normalised.
     """
-    if backgrounds.dtype == torch.uint8:
-        backgrounds = backgrounds.float() / 255.0
+    converted = backgrounds.dtype == torch.uint8
+    if converted:
+        backgrounds = backgrounds.float().mul_(1 / 255.0)
     b, _, height, width = backgrounds.shape
     params = sample_paste_params(b, height, width, spec, generator)
-    out = paste_faces(backgrounds, faces, params)
+    out = paste_faces(backgrounds, faces, params, inplace=converted)
     return (out, params) if return_params else out
