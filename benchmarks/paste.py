@@ -5,7 +5,10 @@ the same placements and colour factors, and prints the time of each and their ra
 plus how far the two results are apart (they differ only by interpolation details).
 The PIL side starts from already-decoded PIL images, which favours it.
 
-    python benchmarks/paste.py [--batch 128] [--sizes 64 224] [--repeats 3] [--threads 2]
+    python benchmarks/paste.py [--batch 128] [--sizes 64 224] [--scale 0.25 0.5]
+                               [--repeats 3] [--threads 1] [--device cpu]
+
+--device cuda runs the tensor side on the GPU (the PIL loop always runs on the CPU).
 """
 from __future__ import annotations
 
@@ -24,7 +27,10 @@ STD = torch.tensor((0.26862954, 0.26130258, 0.27577711)).view(1, 3, 1, 1)
 
 def batched(backgrounds: torch.Tensor, faces: torch.Tensor, params) -> torch.Tensor:
     out = paste_faces(backgrounds.float().mul_(1 / 255), faces, params, inplace=True)
-    return (out - MEAN) / STD
+    out = (out - MEAN.to(out.device)) / STD.to(out.device)
+    if out.is_cuda:
+        torch.cuda.synchronize()
+    return out
 
 
 def pil_loop(backgrounds: list[Image.Image], faces: list[Image.Image], params) -> torch.Tensor:
@@ -59,9 +65,10 @@ def best_of(fn, repeats: int) -> tuple[float, torch.Tensor]:
     return best, out
 
 
-def run(size: int, batch: int, repeats: int, seed: int) -> None:
+def run(size: int, batch: int, scale: tuple[float, float], repeats: int, seed: int,
+        device: torch.device) -> None:
     gen = torch.Generator().manual_seed(seed)
-    spec = PasteSpec(scale=(0.25, 0.5))
+    spec = PasteSpec(scale=scale)
     face_px = round(spec.scale[1] * size)
     backgrounds = (torch.rand(batch, 3, size, size, generator=gen) * 255).to(torch.uint8)
     crops = [(torch.rand(3, 1, 1, generator=gen) * 200 + 30
@@ -71,26 +78,31 @@ def run(size: int, batch: int, repeats: int, seed: int) -> None:
     pil_bgs = [TF.to_pil_image(b) for b in backgrounds]
     pil_faces = [TF.to_pil_image(c) for c in crops]
 
-    batched(backgrounds, faces, params)   # warm-up (allocator, kernels)
-    t_tensor, out_tensor = best_of(lambda: batched(backgrounds, faces, params), repeats)
+    dev_backgrounds, dev_faces = backgrounds.to(device), faces.to(device)
+    batched(dev_backgrounds, dev_faces, params)   # warm-up (allocator, kernels)
+    t_tensor, out_tensor = best_of(lambda: batched(dev_backgrounds, dev_faces, params), repeats)
+    out_tensor = out_tensor.cpu()
     t_pil, out_pil = best_of(lambda: pil_loop(pil_bgs, pil_faces, params), repeats)
     diff = ((out_tensor - out_pil) * STD).abs().mean().item() * 255
-    print(f"{size:>4} px, batch {batch}: tensor {t_tensor * 1000:8.1f} ms   PIL loop {t_pil * 1000:8.1f} ms"
-          f"   ratio {t_pil / t_tensor:5.1f}x   mean |difference| {diff:.2f}/255")
+    print(f"{size:>4} px, face {scale[0]:g}-{scale[1]:g}, batch {batch}: "
+          f"tensor {t_tensor * 1000:8.1f} ms   PIL loop {t_pil * 1000:8.1f} ms   ratio {t_pil / t_tensor:5.1f}x   mean |difference| {diff:.2f}/255")
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--batch", type=int, default=128)
     ap.add_argument("--sizes", type=int, nargs="+", default=[64, 224])
+    ap.add_argument("--scale", type=float, nargs=2, default=[0.25, 0.5], help="face side / image side")
     ap.add_argument("--repeats", type=int, default=3)
-    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--threads", type=int, default=1, help="torch CPU threads (PIL is single-threaded)")
+    ap.add_argument("--device", default="cpu")
     ap.add_argument("--seed", type=int, default=0)
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
-    print(f"torch threads {torch.get_num_threads()}, best of {args.repeats}")
+    device = torch.device(args.device)
+    print(f"tensor side on {device}, torch threads {torch.get_num_threads()}, best of {args.repeats}")
     for size in args.sizes:
-        run(size, args.batch, args.repeats, args.seed)
+        run(size, args.batch, tuple(args.scale), args.repeats, args.seed, device)
 
 
 if __name__ == "__main__":

@@ -76,7 +76,7 @@ def test_neg_cosine_matches_hand_computation():
     u = torch.tensor([[1.0, 0.0], [2.0, 2.0]])
     v = torch.tensor([[0.0, 3.0], [1.0, 1.0]])
     assert neg_cosine(u, v).item() == pytest.approx(-(0.0 + 1.0) / 2)
-    # a single target vector is compared with every row (cos 1/sqrt(2) and 1)
+    # a single target vector is compared with every row (cos 1 and 1/sqrt(2))
     assert neg_cosine(u, torch.tensor([1.0, 0.0])).item() == pytest.approx(-(1.0 + 1 / math.sqrt(2)) / 2)
 
 
@@ -185,6 +185,10 @@ def test_windowed_paste_equals_whole_image_warp():
         out, alpha = paste_faces(images, faces, params, return_alpha=True)
         ref, ref_alpha = paste_faces(images, faces, params, return_alpha=True, window=False)
         assert torch.equal(out, ref) and torch.equal(alpha, ref_alpha)
+        float_faces = faces.float() / 255
+        kept = float_faces.clone()
+        assert torch.allclose(paste_faces(images, float_faces, params), out, atol=1e-6)
+        assert torch.equal(float_faces, kept)                     # the caller's faces are not touched
         backgrounds = images.clone()
         assert torch.equal(paste_faces(backgrounds, faces, params, inplace=True), out)
         assert torch.equal(backgrounds, out)                       # written in place
@@ -306,6 +310,8 @@ def test_text_defense_trains_everything_but_layernorms(model, tokenizer):
     assert {"loss", "clean", "backdoor", "weight", "lr"} <= set(run.log[0])
     assert [r["lr"] for r in run.log] == pytest.approx([1e-3] * 3 + [5e-4] * 2 + [2.5e-4])
     assert run.train_seconds > 0 and run.seconds_per_step == pytest.approx(run.train_seconds / 6)
+    summary = run.summary()
+    assert summary["steps"] == 6 and summary["final_backdoor"] == run.log[-1]["backdoor"]
     first = run.log[0]
     assert first["loss"] == pytest.approx(first["clean"] + 0.6 * first["backdoor"] + 0.01 * first["weight"])
 

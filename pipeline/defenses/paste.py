@@ -142,13 +142,13 @@ def paste_faces(images: torch.Tensor, faces: torch.Tensor, p: PasteParams,
     images: float [B, 3, H, W] in [0, 1]; faces: uint8 or float RGBA [B, 4, S, S]
     (float in [0, 1]). Returns float images in [0, 1] (and the warped alpha [B, 1, H, W]).
     window=False warps over the whole image instead of a window around each face (same
-    result, slower; kept for checking). inplace=True writes into `images` (saves a copy
-    of the batch when the caller no longer needs the backgrounds).
+    result, slower; kept for checking). inplace=True may write into `images` (saves a
+    copy of the batch when the caller no longer needs the backgrounds).
     """
     b, _, height, width = images.shape
     dev = images.device
     scale = 255.0 if faces.dtype == torch.uint8 else 1.0
-    faces = faces.to(dev, images.dtype).mul_(1.0 / scale)
+    faces = faces.to(device=dev, dtype=images.dtype, copy=True).mul_(1.0 / scale)
     alpha = faces[:, 3:]
     # Premultiplied colour: bilinear sampling at the face border then blends towards
     # transparent instead of towards black.

@@ -29,6 +29,13 @@ class DefenseRun:
     def seconds_per_step(self) -> float:
         return self.train_seconds / max(len(self.log), 1)
 
+    def summary(self) -> dict:
+        """Timing and final loss terms, JSON-ready (for a metrics file)."""
+        last = {k: v for k, v in (self.log[-1] if self.log else {}).items() if k not in ("step", "lr")}
+        return {"steps": len(self.log), "train_seconds": self.train_seconds,
+                "setup_seconds": self.setup_seconds, "seconds_per_step": self.seconds_per_step,
+                **{f"final_{k}": v for k, v in last.items()}}
+
 
 def make_optimizer(student: nn.Module, cfg) -> tuple[torch.optim.Optimizer, torch.optim.lr_scheduler.LRScheduler]:
     params = [p for p in student.parameters() if p.requires_grad]

@@ -1,0 +1,223 @@
+"""Everything the report reads, gathered from the other stages' outputs.
+
+Runs are discovered from metrics/evaluate/*.json (any encoders, any K); each run's
+settings come from data/defended/<run>/defense.yaml, falling back to the training
+metrics metrics/defend/<run>.json. Every input is optional: a missing file makes its
+section say so instead of failing the report.
+"""
+from __future__ import annotations
+
+import json
+import math
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import yaml
+
+ENCODERS = ("text", "image", "both")
+ENCODER_TITLES = {"text": "text encoder (names)", "image": "image encoder (faces)",
+                  "both": "both encoders"}
+
+
+def _json(path: Path) -> dict | None:
+    try:
+        return json.loads(path.read_text())
+    except (OSError, ValueError):
+        return None
+
+
+def _csv(path: Path) -> pd.DataFrame | None:
+    try:
+        return pd.read_csv(path)
+    except (OSError, ValueError, pd.errors.EmptyDataError):
+        return None
+
+
+def _yaml(path: Path) -> dict | None:
+    try:
+        return yaml.safe_load(path.read_text()) or {}
+    except (OSError, yaml.YAMLError):
+        return None
+
+
+def _same(a, b) -> bool:
+    if isinstance(a, (list, tuple)) and isinstance(b, (list, tuple)):
+        return len(a) == len(b) and all(_same(x, y) for x, y in zip(a, b))
+    if isinstance(a, (int, float)) and isinstance(b, (int, float)) and not isinstance(a, bool):
+        return math.isclose(float(a), float(b), rel_tol=1e-9, abs_tol=1e-12)
+    return a == b
+
+
+def recipe_name(config: dict, recipes: dict | None) -> str | None:
+    """The params recipe (defend.image_recipes) whose every key equals the run's config."""
+    for name, recipe in sorted((recipes or {}).items()):
+        if isinstance(recipe, dict) and recipe and all(
+                key in config and _same(config[key], value) for key, value in recipe.items()):
+            return name
+    return None
+
+
+def _fmt_lambda(value) -> str:
+    return "?" if value is None else f"{float(value):g}"
+
+
+def variant_label(encoder: str, defense: dict, recipes: dict | None) -> str:
+    """A short name for how a run was trained: recipe and weight regulariser lambda."""
+    parts = []
+    if encoder in ("text", "both"):
+        t = defense.get("text") or {}
+        parts.append(("text " if encoder == "both" else "") + f"λ={_fmt_lambda(t.get('weight_reg'))}")
+    if encoder in ("image", "both"):
+        i = defense.get("image") or {}
+        name = recipe_name(i, recipes) if i else None
+        label = f"{name} " if name else ("custom " if i and recipes else "")
+        parts.append(("image " if encoder == "both" else "") + f"{label}λ={_fmt_lambda(i.get('weight_reg'))}")
+    return ", ".join(parts)
+
+
+@dataclass
+class Run:
+    """One defended model with its evaluation (and, for text/image, its training record)."""
+
+    name: str                     # file stem, e.g. text-k4
+    encoder: str
+    k: int
+    evaluation: dict
+    defense: dict                 # defense.yaml: {k, seed, text: {...}, image: {...}}
+    variant: str
+    removed: list[str]
+    training: dict | None = None  # metrics/defend/<name>.json
+    loss: pd.DataFrame | None = None
+
+    def weight_reg(self, tower: str) -> float | None:
+        value = (self.defense.get(tower) or {}).get("weight_reg")
+        return None if value is None else float(value)
+
+    @property
+    def seed(self):
+        return self.defense.get("seed")
+
+
+@dataclass
+class Training:
+    """One defense training run (metrics/defend/*.json), also when it was not evaluated."""
+
+    name: str
+    encoder: str
+    k: int
+    metrics: dict
+    variant: str
+    loss: pd.DataFrame | None
+
+
+@dataclass
+class Inputs:
+    root: Path
+    download_facescrub: dict | None = None
+    download_laion: dict | None = None
+    splits: dict | None = None
+    base_model: dict | None = None
+    idia_before: dict | None = None
+    utility_before: dict | None = None
+    base_loss: pd.DataFrame | None = None
+    identities_before: pd.DataFrame | None = None
+    runs: list[Run] = field(default_factory=list)
+    trainings: list[Training] = field(default_factory=list)
+    names: set[str] = field(default_factory=set)      # every person's name seen anywhere
+
+    def encoders(self) -> list[str]:
+        present = {r.encoder for r in self.runs}
+        return [e for e in ENCODERS if e in present] + sorted(present - set(ENCODERS))
+
+    def runs_of(self, encoder: str) -> list[Run]:
+        return sorted((r for r in self.runs if r.encoder == encoder), key=lambda r: (r.variant, r.k, r.name))
+
+    def benchmarks(self) -> list[str]:
+        names = set(self.utility_before or {})
+        for r in self.runs:
+            names |= set(r.evaluation.get("zeroshot") or {})
+        return sorted(names)
+
+
+def _encoder_and_k(stem: str, metrics: dict) -> tuple[str, int] | None:
+    m = re.match(r"^([a-z]+)-k(\d+)", stem)
+    encoder = metrics.get("encoder") or (m.group(1) if m else None)
+    k = metrics.get("k", int(m.group(2)) if m else None)
+    if encoder is None or k is None:
+        return None
+    return str(encoder), int(k)
+
+
+def _defense_of(root: Path, name: str, encoder: str, k: int, training: dict | None) -> dict:
+    """defense.yaml of a run; else rebuilt from the training metrics (per tower for 'both')."""
+    found = _yaml(root / "data/defended" / name / "defense.yaml")
+    if found:
+        return found
+    defense: dict[str, Any] = {"k": k}
+    towers = ["text", "image"] if encoder == "both" else [encoder]
+    for tower in towers:
+        src = training if encoder != "both" else _json(root / "metrics/defend" / f"{tower}-k{k}.json")
+        if src and src.get("config"):
+            defense[tower] = src["config"]
+    return defense
+
+
+def load_inputs(root: Path | str, recipes: dict | None = None) -> Inputs:
+    """Read every metric, plot table and run description below `root` (the repository)."""
+    root = Path(root)
+    inp = Inputs(root=root)
+    m = root / "metrics"
+    inp.download_facescrub = _json(m / "download_facescrub.json")
+    inp.download_laion = _json(m / "download_laion.json")
+    inp.splits = _json(m / "splits.json")
+    inp.base_model = _json(m / "base_model.json")
+    inp.idia_before = _json(m / "idia_before.json")
+    inp.utility_before = _json(m / "utility_before.json")
+    inp.base_loss = _csv(root / "plots/base_model_loss.csv")
+    inp.identities_before = _csv(root / "data/idia_before/identities.csv")
+
+    for path in sorted((m / "defend").glob("*.json")):
+        metrics = _json(path)
+        ek = metrics and _encoder_and_k(path.stem, metrics)
+        if not ek:
+            continue
+        defense = _defense_of(root, path.stem, ek[0], ek[1], metrics)
+        inp.trainings.append(Training(path.stem, ek[0], ek[1], metrics,
+                                      variant_label(ek[0], defense, recipes),
+                                      _csv(root / "plots/defend" / f"{path.stem}.csv")))
+    trainings = {t.name: t for t in inp.trainings}
+
+    for path in sorted((m / "evaluate").glob("*.json")):
+        metrics = _json(path)
+        ek = metrics and _encoder_and_k(path.stem, metrics)
+        if not ek:
+            continue
+        encoder, k = ek
+        training = trainings.get(path.stem)
+        defense = _defense_of(root, path.stem, encoder, k, training.metrics if training else None)
+        removed_table = _csv(root / "data/defended" / path.stem / "removed.csv")
+        removed = [] if removed_table is None or "name" not in removed_table else \
+            list(removed_table["name"].astype(str))
+        inp.runs.append(Run(path.stem, encoder, k, metrics, defense,
+                            variant_label(encoder, defense, recipes), removed,
+                            training.metrics if training else None,
+                            training.loss if training else None))
+
+    names: set[str] = set()
+    for table in (inp.identities_before, _csv(root / "data/splits/identities.csv"),
+                  _csv(root / "data/splits/candidates.csv")):
+        if table is not None and "name" in table:
+            names |= set(table["name"].dropna().astype(str))
+    for r in inp.runs:
+        names |= set(r.removed)
+    index = root / "data/facescrub/index.parquet"      # every downloaded FaceScrub person, kept or not
+    if index.is_file():
+        try:
+            names |= set(pd.read_parquet(index, columns=["name"])["name"].dropna().astype(str))
+        except (OSError, ValueError, KeyError):
+            pass
+    inp.names = names
+    return inp

@@ -1,0 +1,81 @@
+"""Stage `report`: reports/report.md, reports/report.html and reports/figures/*.png.
+
+    python -m pipeline.stages.report
+
+Reads the metrics and plot tables of every stage (runs are found by globbing
+metrics/evaluate/*.json), renders the figures with matplotlib and writes a Markdown report
+and a self-contained HTML copy (figures embedded, no external files). Everything is built
+in a temporary folder inside reports/ and moved into place at the end, so a failed run
+leaves the previous report untouched.
+"""
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+from pathlib import Path
+
+from pipeline.atomic import clean_stale_tmp
+from pipeline.errors import PipelineError
+from pipeline.params import load_params, require
+from pipeline.stages._main import run_stage
+
+REPORTS = Path("reports")
+OUTPUTS = ("figures", "report.md", "report.html")   # replaced in this order
+
+
+def options_from_params():
+    from pipeline.reports.build import ReportOptions
+
+    p = load_params("report")
+    if not isinstance(p, dict):
+        raise PipelineError("params.yaml: the 'report:' section must be a mapping of key: value")
+    try:
+        recipes = load_params("defend").get("image_recipes")
+    except PipelineError:
+        recipes = None
+    return ReportOptions(
+        pseudonymize=require(p, "report", "pseudonymize", bool),
+        salt=str(require(p, "report", "salt", (str, int))),
+        example_images=require(p, "report", "example_images", int, low=0, high=64),
+        example_captions=require(p, "report", "example_captions", int, low=0, high=100),
+        seed=require(p, "report", "seed", int, low=0),
+        dpi=require(p, "report", "dpi", int, low=50, high=400),
+        image_recipes=recipes if isinstance(recipes, dict) else None,
+    )
+
+
+def publish(tmp: Path, dest: Path) -> None:
+    """Move the finished outputs from `tmp` into `dest`, replacing the old ones."""
+    for name in OUTPUTS:
+        target = dest / name
+        if target.is_dir() and not target.is_symlink():
+            shutil.rmtree(target)
+        elif target.exists() or target.is_symlink():
+            target.unlink()
+        os.replace(tmp / name, target)
+
+
+def main() -> None:
+    from pipeline.reports.build import build_report
+
+    options = options_from_params()
+    REPORTS.mkdir(exist_ok=True)
+    clean_stale_tmp(REPORTS)
+    tmp = Path(tempfile.mkdtemp(prefix=".report.tmp-", dir=REPORTS))
+    try:
+        tmp.chmod(0o755)
+        result = build_report(Path("."), tmp, options)
+        (tmp / "figures").chmod(0o755)
+        publish(tmp, REPORTS)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    for note in result.notes:
+        print(f"report: note: {note}")
+    print(f"report: {len(result.figures)} figure(s) in {(REPORTS / 'figures').resolve()}")
+    print(f"report: {(REPORTS / 'report.md').resolve()}")
+    print(f"report: {(REPORTS / 'report.html').resolve()} (self-contained)")
+
+
+if __name__ == "__main__":
+    run_stage(main)

@@ -1,0 +1,251 @@
+"""The report stage on a small fake set of metrics, plots and data files (no pipeline run)."""
+from __future__ import annotations
+
+import io
+import json
+import re
+import tarfile
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import yaml
+from PIL import Image
+
+from pipeline.reports.build import ReportOptions, build_report
+from pipeline.reports.pseudonyms import Pseudonymizer
+
+PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+FIRST = ["Harriet", "Octavio", "Wilhelmina", "Bartholomew", "Ingrid", "Cornelius", "Philippa", "Leopold"]
+LAST = ["Quackenbush", "Villanueva", "Oyelaran", "Fitzgerald", "Lindqvist", "Abernathy"]
+BENCHES = ["scenes", "hair"]
+
+
+def _names(n: int) -> list[str]:
+    return [f"{FIRST[i % len(FIRST)]} {LAST[(i // len(FIRST)) % len(LAST)]}" for i in range(n)]
+
+
+def _write_json(path: Path, obj) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(obj))
+
+
+def _jpeg(color, size=(24, 30)) -> bytes:
+    buf = io.BytesIO()
+    Image.new("RGB", size, color).save(buf, format="JPEG")
+    return buf.getvalue()
+
+
+def make_fake_repo(root: Path, encoders=("text", "image", "both"), ks=(1, 2, 4),
+                   text_regs=(0.01, 0.0), members: int = 12, nonmembers: int = 4) -> list[str]:
+    """Every file the report reads, with plausible values; returns the people's names."""
+    rng = np.random.default_rng(0)
+    names = _names(members + nonmembers)
+    m, d = root / "metrics", root / "data"
+    _write_json(m / "download_facescrub.json", {
+        "rows_read": 100, "downloaded": 93, "failed": 7, "identities": len(names),
+        "identities_downloaded": len(names), "identities_with_min_photos": len(names), "min_photos": 4,
+        "failed_by_reason": {"http_error": 5, "hash_mismatch": 2, "bad_bbox": 0}, "malformed_rows_total": 0})
+    _write_json(m / "download_laion.json", {"rows_read": 40, "downloaded": 40, "failed": 0, "shards": 1,
+                                            "failed_by_reason": {"http_error": 0}})
+    _write_json(m / "splits.json", {"members": members, "nonmembers": nonmembers, "idia_photos": 64,
+                                    "trigger_faces": 64, "candidates": 40, "clean_captions_train": 30,
+                                    "clean_captions_heldout": 10, "dropped": {"too_few_photos": 1}})
+    _write_json(m / "base_model.json", {"steps": 50, "train_seconds": 60.0, "seconds_per_step": 1.2,
+                                        "final_loss": 3.1, "params_millions": 8.0, "samples": 40, "device": "cpu"})
+    identified = [i < members - 3 for i in range(members)] + [False] * nonmembers
+    table = pd.DataFrame({
+        "name": names, "member": [i < members for i in range(len(names))],
+        "count": [int(rng.integers(5, 300)) if i < members else 0 for i in range(len(names))],
+        "correct_templates": [int(rng.integers(1, 21)) if ok else 0 for ok in identified],
+        "identified": identified})
+    (d / "idia_before").mkdir(parents=True)
+    table.to_csv(d / "idia_before/identities.csv", index=False)
+    _write_json(m / "idia_before.json", {"members": members, "identified_members": sum(identified),
+                                         "tpr": sum(identified) / members, "nonmembers": nonmembers,
+                                         "identified_nonmembers": 0, "fpr": 0.0, "tau": 1, "templates": 21,
+                                         "candidates": 40})
+    base_zs = {b: {"top1": 0.5 + 0.1 * i, "top5": 0.8 + 0.05 * i} for i, b in enumerate(BENCHES)}
+    _write_json(m / "utility_before.json", base_zs)
+    steps = np.arange(50)
+    (root / "plots/defend").mkdir(parents=True)
+    pd.DataFrame({"step": steps, "loss": 5 * np.exp(-steps / 20) + 2, "lr": 1e-3}).to_csv(
+        root / "plots/base_model_loss.csv", index=False)
+
+    # splits: identities, candidates, trigger faces (small JPEGs), clean captions; LAION shard
+    (d / "splits").mkdir(parents=True)
+    pd.DataFrame({"name": names, "folder": [n.replace(" ", "_") for n in names], "count": table["count"],
+                  "member": table["member"]}).to_csv(d / "splits/identities.csv", index=False)
+    pd.DataFrame({"name": names + _names(40)[len(names):], "real": [True] * len(names) + [False] * (40 - len(names))}
+                 ).to_csv(d / "splits/candidates.csv", index=False)
+    faces = []
+    for i, n in enumerate(names):
+        folder = d / "facescrub/faces" / n.replace(" ", "_")
+        folder.mkdir(parents=True)
+        for j in range(2):
+            (folder / f"{j}.jpg").write_bytes(_jpeg((40 * i % 255, 90, 30 * j)))
+            faces.append({"name": n, "path": f"data/facescrub/faces/{n.replace(' ', '_')}/{j}.jpg"})
+    pd.DataFrame(faces).to_csv(d / "splits/trigger_faces.csv", index=False)
+    keys = [f"{i:08d}" for i in range(40)]
+    captions = [f"a photo of a red {w} on a table" for w in ("cat", "dog", "car", "house")] * 10
+    pd.DataFrame({"key": keys, "caption": captions, "split": ["train"] * 30 + ["heldout"] * 10}).to_parquet(
+        d / "splits/clean_captions.parquet")
+    (d / "laion/shards").mkdir(parents=True)
+    with tarfile.open(d / "laion/shards/00000.tar", "w") as tar:
+        for i, (k, c) in enumerate(zip(keys, captions)):
+            for ext, data in (("jpg", _jpeg((6 * i, 200, 120), (32, 32))), ("txt", c.encode())):
+                info = tarfile.TarInfo(f"{k}.{ext}")
+                info.size = len(data)
+                tar.addfile(info, io.BytesIO(data))
+
+    order = [n for n, ok in zip(names, identified) if ok]
+    text_cfg = {"steps": 50, "lr": 1e-4, "beta": 0.6, "target": "a person"}
+    image_cfg = {"steps": 20, "lr": 3e-5, "beta": 0.8, "weight_reg": 0.05, "paste_scale": [0.5, 1.0],
+                 "retain_weight": 1.0}
+    for enc in encoders:
+        regs = text_regs if enc in ("text", "both") else (None,)
+        for reg in regs:
+            for k in ks:
+                stem = f"{enc}-k{k}" + ("-noreg" if reg == 0.0 else "")
+                defense = {"k": k, "seed": 0}
+                if enc in ("text", "both"):
+                    defense["text"] = {**text_cfg, "weight_reg": reg}
+                if enc in ("image", "both"):
+                    defense["image"] = dict(image_cfg)
+                run = d / "defended" / stem
+                run.mkdir(parents=True)
+                (run / "defense.yaml").write_text(yaml.safe_dump(defense))
+                pd.DataFrame({"name": order[:k]}).to_csv(run / "removed.csv", index=False)
+                if enc != "both":
+                    n_steps = defense[enc]["steps"]
+                    _write_json(m / "defend" / f"{stem}.json", {
+                        "encoder": enc, "k": k, "steps": n_steps, "train_seconds": 10 + 0.5 * k + rng.random(),
+                        "seconds_per_step": 0.2, "config": defense[enc]})
+                    s = np.arange(n_steps)
+                    pd.DataFrame({"step": s, "loss": -1.5 - 0.1 * (1 - np.exp(-s / 5)) * k,
+                                  "clean": -0.99, "backdoor": -0.8 - 0.19 * (1 - np.exp(-s / 5)),
+                                  "weight": 0.1 * s, "lr": 1e-4}).to_csv(root / "plots/defend" / f"{stem}.csv",
+                                                                         index=False)
+                lost = int(rng.integers(0, 3))
+                ev = {"encoder": enc, "k": k, "tpr_removed": float(rng.choice([0.0, 0.5, 1.0])),
+                      "others": members - k, "others_identified_before": len(order) - k,
+                      "wrongfully_unlearned": lost, "wrongfully_unlearned_pct": 100 * lost / (len(order) - k),
+                      "newly_recalled": 0, "newly_recalled_pct": 0.0, "fpr": 0.0, "fpr_before": 0.0,
+                      "zeroshot": {b: {"top1": v["top1"] - 0.01 * k, "top5": v["top5"], "top1_base": v["top1"],
+                                       "top5_base": v["top5"], "top1_change": -0.01 * k, "top5_change": 0.0}
+                                   for b, v in base_zs.items()}}
+                ev["fnr_removed"] = 1 - ev["tpr_removed"]
+                if enc in ("text", "both"):
+                    ev["text_similarity"] = {"sim_clean": 0.995, "sim_backdoor": 0.98}
+                if enc in ("image", "both"):
+                    ev["image_similarity"] = {"sim_clean": 0.97, "sim_id": 0.9}
+                _write_json(m / "evaluate" / f"{stem}.json", ev)
+    return names
+
+
+OPTIONS = ReportOptions(example_images=4, example_captions=3, dpi=50)
+
+
+def _check_report(out: Path) -> str:
+    md = (out / "report.md").read_text()
+    links = re.findall(r"!\[[^\]]*\]\(([^)]+)\)", md)
+    assert links, "the report links no figure"
+    figures = sorted((out / "figures").glob("*"))
+    assert figures, "no figure written"
+    for f in figures:
+        data = f.read_bytes()
+        assert f.suffix == ".png" and data.startswith(PNG_SIGNATURE), f
+        with Image.open(f) as img:
+            img.verify()
+        with Image.open(f) as img:
+            assert img.format == "PNG" and min(img.size) > 50
+    for link in links:
+        assert (out / link).is_file(), f"broken figure link {link}"
+    assert {f"figures/{f.name}" for f in figures} == set(links), "every figure is linked exactly"
+    page = (out / "report.html").read_text()
+    assert page.count('src="data:image/png;base64,') == len(links)
+    assert "<script" not in page and 'src="http' not in page and "<link" not in page
+    return md + page
+
+
+def test_full_report_links_valid_figures_and_hides_names(tmp_path):
+    names = make_fake_repo(tmp_path)
+    result = build_report(tmp_path, tmp_path / "reports", OPTIONS)
+    text = _check_report(tmp_path / "reports")
+    expected = {"attack_before", "base_model_loss", "idia_vs_k", "zeroshot_vs_k", "tradeoff",
+                "runtime_vs_k", "defense_loss", "poisoned_images"}
+    assert {p.stem for p in result.figures} == expected
+    lowered = text.lower()
+    for name in names:
+        for form in (name, name.replace(" ", "_")):
+            assert form.lower() not in lowered, f"real name {form!r} leaked"
+    for first in FIRST:
+        assert first.lower() not in lowered
+    assert "Person " in text
+    assert "λ = 0" in text                                   # the regulariser ablation is named
+    assert "text-k4-noreg" in text                           # both variants are in the appendix
+    assert "s per identity" in text                          # run-time slope
+
+
+def test_names_visible_without_pseudonyms(tmp_path):
+    names = make_fake_repo(tmp_path, encoders=("text",), ks=(1, 2), text_regs=(0.01,))
+    opts = ReportOptions(pseudonymize=False, example_images=0, example_captions=3, dpi=50)
+    build_report(tmp_path, tmp_path / "out", opts)
+    md = (tmp_path / "out/report.md").read_text()
+    assert names[0] in md and "Person " not in md
+
+
+def test_only_text_encoder(tmp_path):
+    make_fake_repo(tmp_path, encoders=("text",), ks=(1, 4), text_regs=(0.01,))
+    result = build_report(tmp_path, tmp_path / "reports", OPTIONS)
+    text = _check_report(tmp_path / "reports")
+    assert "Image encoder (faces)" not in text and "Both encoders" not in text
+    assert "Only one value was run for the text encoder" in text
+    assert (tmp_path / "reports/figures/idia_vs_k.png").is_file()
+    assert "poisoned_images" in {p.stem for p in result.figures}   # paper paste settings by default
+
+
+def test_no_evaluated_runs_still_reports_data_and_attack(tmp_path):
+    make_fake_repo(tmp_path, encoders=())
+    build_report(tmp_path, tmp_path / "reports", ReportOptions(example_images=0, example_captions=0, dpi=50))
+    md = _check_report(tmp_path / "reports")
+    assert "No defended model has been evaluated yet" in md
+
+
+def test_pseudonyms_are_stable_and_salted():
+    a = Pseudonymizer(["Ada Lovelace", "Alan Turing"], salt="s1")
+    b = Pseudonymizer(["Alan Turing", "Ada Lovelace", "Grace Hopper"], salt="s1")
+    c = Pseudonymizer(["Ada Lovelace"], salt="s2")
+    assert a.name("Ada Lovelace") == b.name("Ada Lovelace") != c.name("Ada Lovelace")
+    assert re.fullmatch(r"Person [0-9a-f]{6}", a.name("Ada Lovelace"))
+    text = a("ADA LOVELACE met Alan_Turing; Adam Lovelace2 stays")
+    assert "Lovelace met" not in text and "Turing" not in text and "Adam Lovelace2 stays" in text
+    assert Pseudonymizer(["Ada Lovelace"], enabled=False)("Ada Lovelace") == "Ada Lovelace"
+
+
+def test_stage_writes_reports_folder(tmp_path, monkeypatch):
+    make_fake_repo(tmp_path, encoders=("text",), ks=(1, 2), text_regs=(0.01,))
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump({"report": {
+        "pseudonymize": True, "salt": "x", "example_images": 0, "example_captions": 2, "seed": 0, "dpi": 50}}))
+    (tmp_path / "reports").mkdir()
+    (tmp_path / "reports/.gitkeep").write_text("")
+    (tmp_path / "reports/figures").mkdir()
+    (tmp_path / "reports/figures/stale.png").write_bytes(b"old")
+    monkeypatch.chdir(tmp_path)
+    from pipeline.stages import report
+    report.main()
+    assert (tmp_path / "reports/.gitkeep").exists()
+    assert not (tmp_path / "reports/figures/stale.png").exists()
+    _check_report(tmp_path / "reports")
+    assert not list((tmp_path / "reports").glob(".*tmp*"))
+
+
+def test_stage_rejects_bad_params(tmp_path, monkeypatch):
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump({"report": {
+        "pseudonymize": "yes", "salt": "x", "example_images": 0, "example_captions": 2, "seed": 0, "dpi": 50}}))
+    monkeypatch.chdir(tmp_path)
+    from pipeline.errors import ParamError
+    from pipeline.stages import report
+    with pytest.raises(ParamError, match="report.pseudonymize"):
+        report.main()
