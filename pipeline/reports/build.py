@@ -15,7 +15,7 @@ from typing import Sequence
 
 from pipeline.reports import examples, figures
 from pipeline.reports.document import Document, to_html, to_markdown
-from pipeline.reports.inputs import ENCODER_TITLES, Inputs, Run, load_inputs
+from pipeline.reports.inputs import ENCODER_TITLES, Inputs, load_inputs
 from pipeline.reports.pseudonyms import Pseudonymizer
 
 PAPER_SLOPES = {"text": ("0.07 s per added name", 0.07), "image": ("1.55 s per added face", 1.55)}
@@ -67,10 +67,6 @@ def _list(names: Sequence[str], limit: int = 8) -> str:
     if len(names) <= limit:
         return ", ".join(names) or "–"
     return ", ".join(names[:limit]) + f", … ({len(names) - limit} more)"
-
-
-def _ks(runs) -> str:
-    return ", ".join(str(k) for k in sorted({r.k for r in runs}))
 
 
 # ----------------------------------------------------------------------------- sections
