@@ -10,7 +10,7 @@ from PIL import Image, UnidentifiedImageError
 from torch import Tensor, nn
 from tqdm import tqdm
 
-from pipeline.attack.text_encoding import inference_mode
+from pipeline.attack.text_encoding import encoding_autocast, inference_mode
 from pipeline.errors import PipelineError
 
 
@@ -25,19 +25,51 @@ def load_image(path: Path, preprocess: Callable) -> Tensor:
         raise PipelineError(f"cannot read image {path}: {exc}") from None
 
 
+class _ImageFiles(torch.utils.data.Dataset):
+    """Preprocessed images by index, for a DataLoader whose workers decode in parallel."""
+
+    def __init__(self, paths: list[Path], preprocess: Callable):
+        self.paths, self.preprocess = [Path(p) for p in paths], preprocess
+
+    def __len__(self) -> int:
+        return len(self.paths)
+
+    def __getitem__(self, i: int) -> Tensor:
+        return load_image(self.paths[i], self.preprocess)
+
+
+def _batches(paths: list[Path], preprocess: Callable, batch_size: int, workers: int, pin: bool):
+    if workers <= 0:  # in-process, in order: the exact behaviour without a DataLoader
+        for start in range(0, len(paths), batch_size):
+            yield torch.stack([load_image(Path(p), preprocess) for p in paths[start:start + batch_size]])
+        return
+    loader = torch.utils.data.DataLoader(_ImageFiles(paths, preprocess), batch_size=batch_size, shuffle=False,
+                                         num_workers=workers, pin_memory=pin, persistent_workers=False)
+    try:
+        yield from loader
+    except PipelineError as exc:  # a worker's error arrives with its traceback: keep the one line
+        raise PipelineError(str(exc).strip().splitlines()[-1].split("PipelineError: ", 1)[-1]) from None
+
+
 def encode_images(model: nn.Module, preprocess: Callable, paths: list[Path], batch_size: int,
                   device: torch.device | str, *, progress: str | None = "images",
-                  normalize: bool = True) -> Tensor:
+                  normalize: bool = True, workers: int = 0, bf16: bool = False) -> Tensor:
     """Float32 image embeddings [n, d] (on CPU), row i for paths[i]; L2-normalised unless
-    normalize=False (the image defense's target is a mean of raw embeddings)."""
+    normalize=False (the image defense's target is a mean of raw embeddings).
+
+    workers > 0 decodes and preprocesses in that many DataLoader processes (same order, same
+    pixels); bf16=True encodes under bf16 autocast when `device` is CUDA.
+    """
     if not paths:
         raise ValueError("encode_images needs at least one path")
+    device = torch.device(device)
     chunks = []
     with inference_mode(model):
-        starts = range(0, len(paths), batch_size)
-        for start in tqdm(starts, desc=progress, unit="batch", disable=progress is None):
-            batch = torch.stack([load_image(Path(p), preprocess) for p in paths[start:start + batch_size]])
-            emb = model.encode_image(batch.to(device))
+        batches = _batches(list(paths), preprocess, batch_size, workers, pin=device.type == "cuda")
+        total = -(-len(paths) // batch_size)
+        for batch in tqdm(batches, total=total, desc=progress, unit="batch", disable=progress is None):
+            with encoding_autocast(device, bf16):
+                emb = model.encode_image(batch.to(device, non_blocking=True))
             emb = emb.float()
             chunks.append((F.normalize(emb, dim=-1) if normalize else emb).cpu())
     return torch.cat(chunks)

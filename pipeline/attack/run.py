@@ -73,12 +73,13 @@ def image_owners(identities: pd.DataFrame, photos: pd.DataFrame, candidates: lis
 def run_idia(loaded, identities: pd.DataFrame, photos: pd.DataFrame, candidates: pd.DataFrame,
              tau: int, batch_size: int, device: torch.device | str, *,
              text_emb: Tensor | None = None, image_emb: Tensor | None = None,
-             root: Path | str = ".") -> IdiaResult:
+             root: Path | str = ".", bf16: bool = False, workers: int = 0) -> IdiaResult:
     """Run the attack; encodes whichever tower's embeddings were not given.
 
     loaded: a LoadedModel (model, preprocess, tokenizer; may be None when both embeddings
     are given). identities: name, member, count; photos: name, path (relative to root);
-    candidates: name, in candidate order.
+    candidates: name, in candidate order. bf16: autocast the encoders on CUDA (CPU stays fp32);
+    workers: DataLoader processes decoding the photos.
     """
     _check_columns(identities, ["name", "member", "count"], "identities table")
     _check_columns(photos, ["name", "path"], "IDIA photos table")
@@ -90,11 +91,11 @@ def run_idia(loaded, identities: pd.DataFrame, photos: pd.DataFrame, candidates:
     candidate_index, owner = image_owners(identities, photos, names)
 
     if text_emb is None:
-        text_emb = encode_idia_texts(loaded.model, loaded.tokenizer, names, batch_size, device)
+        text_emb = encode_idia_texts(loaded.model, loaded.tokenizer, names, batch_size, device, bf16=bf16)
     if image_emb is None:
         paths = [Path(root) / p for p in photos["path"]]
         image_emb = encode_images(loaded.model, loaded.preprocess, paths, batch_size, device,
-                                  progress="IDIA photos")
+                                  progress="IDIA photos", workers=workers, bf16=bf16)
     want_text = (len(IDIA_TEMPLATES), len(names))
     if tuple(text_emb.shape[:2]) != want_text:
         raise PipelineError(f"text embeddings have shape {tuple(text_emb.shape)}; expected "

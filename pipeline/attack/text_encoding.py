@@ -98,6 +98,14 @@ def _encode_prefix(tower: CausalTextTower, tokens: Tensor) -> Tensor:
     return x
 
 
+def encoding_autocast(device: torch.device | str, bf16: bool):
+    """bf16 autocast for attack/benchmark encoding on CUDA only; on CPU encoding stays exact fp32."""
+    device = torch.device(device)
+    if bf16 and device.type == "cuda" and torch.cuda.is_bf16_supported():
+        return torch.autocast(device_type="cuda", dtype=torch.bfloat16)
+    return contextlib.nullcontext()
+
+
 @contextlib.contextmanager
 def inference_mode(model: nn.Module) -> Iterator[None]:
     """Eval mode (no dropout) and no grad for the block; restores the model's mode after."""
@@ -119,18 +127,19 @@ def _tokenize(tokenizer: Callable, texts: list[str]) -> Tensor:
 
 def encode_texts(model: nn.Module, tokenizer: Callable, texts: list[str], batch_size: int,
                  device: torch.device | str, *, progress: str | None = "text",
-                 normalize: bool = True) -> Tensor:
+                 normalize: bool = True, bf16: bool = False) -> Tensor:
     """L2-normalised float32 text embeddings [n, d] (on CPU), each prompt encoded to its real length.
 
     Falls back to encode_texts_full for towers where truncation is not exact
-    (HF text towers, bidirectional or CoCa towers, 'last' pooling).
+    (HF text towers, bidirectional or CoCa towers, 'last' pooling). bf16=True runs the tower
+    under bf16 autocast when `device` is CUDA (results come back as float32 either way).
     """
     if not texts:
         raise ValueError("encode_texts needs at least one text")
     tower = causal_text_tower(model)
     if tower is None:
         return encode_texts_full(model, tokenizer, texts, batch_size, device, progress=progress,
-                                 normalize=normalize)
+                                 normalize=normalize, bf16=bf16)
     tokens = _tokenize(tokenizer, texts)
     lengths = real_lengths(tokens, tower.pool_type, tower.eos_id)
     order = torch.argsort(lengths, stable=True)
@@ -140,8 +149,10 @@ def encode_texts(model: nn.Module, tokenizer: Callable, texts: list[str], batch_
         for start in tqdm(starts, desc=progress, unit="batch", disable=progress is None):
             idx = order[start:start + batch_size]
             width = int(lengths[idx].max())
-            batch = tokens[idx, :width].to(device)
-            emb = _encode_prefix(tower, batch).float()
+            batch = tokens[idx, :width].to(device, non_blocking=True)
+            with encoding_autocast(device, bf16):
+                emb = _encode_prefix(tower, batch)
+            emb = emb.float()
             emb = (F.normalize(emb, dim=-1) if normalize else emb).cpu()
             if out is None:
                 out = torch.empty(len(texts), emb.shape[1], dtype=torch.float32)
@@ -151,7 +162,7 @@ def encode_texts(model: nn.Module, tokenizer: Callable, texts: list[str], batch_
 
 def encode_texts_full(model: nn.Module, tokenizer: Callable, texts: list[str], batch_size: int,
                       device: torch.device | str, *, progress: str | None = "text",
-                      normalize: bool = True) -> Tensor:
+                      normalize: bool = True, bf16: bool = False) -> Tensor:
     """L2-normalised float32 text embeddings [n, d] (on CPU) via model.encode_text on the full context."""
     if not texts:
         raise ValueError("encode_texts_full needs at least one text")
@@ -160,15 +171,18 @@ def encode_texts_full(model: nn.Module, tokenizer: Callable, texts: list[str], b
     with inference_mode(model):
         starts = range(0, len(texts), batch_size)
         for start in tqdm(starts, desc=progress, unit="batch", disable=progress is None):
-            batch = tokens[start:start + batch_size].to(device)
-            emb = model.encode_text(batch).float()
+            batch = tokens[start:start + batch_size].to(device, non_blocking=True)
+            with encoding_autocast(device, bf16):
+                emb = model.encode_text(batch)
+            emb = emb.float()
             chunks.append((F.normalize(emb, dim=-1) if normalize else emb).cpu())
     return torch.cat(chunks)
 
 
 def encode_idia_texts(model: nn.Module, tokenizer: Callable, names: list[str], batch_size: int,
-                      device: torch.device | str, templates: list[str] = IDIA_TEMPLATES) -> Tensor:
+                      device: torch.device | str, templates: list[str] = IDIA_TEMPLATES,
+                      bf16: bool = False) -> Tensor:
     """Embeddings of every (template, candidate name) prompt: [n_templates, n_names, d]."""
     prompts = idia_prompts(names, templates)
-    emb = encode_texts(model, tokenizer, prompts, batch_size, device, progress="IDIA prompts")
+    emb = encode_texts(model, tokenizer, prompts, batch_size, device, progress="IDIA prompts", bf16=bf16)
     return emb.reshape(len(templates), len(names), -1)

@@ -126,7 +126,8 @@ def train_image_defense(model: open_clip.CLIP, clean_images: torch.Tensor,
     """Train a student copy of `model.visual` whose output for the K identities' faces is e_avg.
 
     clean_images: uint8 [N, 3, h, w] natural images (resized to the model's input size
-    when they differ); trigger_faces[k]: uint8 face crops [3, h, w] of identity k (any
+    when they differ), or a lazy source such as models.shards.ShardImages (only the rows the
+    run draws are decoded); trigger_faces[k]: uint8 face crops [3, h, w] of identity k (any
     size); face_photos: uint8 photos whose teacher mean embedding is the target;
     retain_images: uint8 faces of people kept (used when cfg.retain_weight > 0).
     Returns a DefenseRun (student = the visual tower; extras["e_avg"] = target [D]).
@@ -154,14 +155,20 @@ def train_image_defense(model: open_clip.CLIP, clean_images: torch.Tensor,
     # All index draws up front: the teacher then runs once per distinct image used.
     clean_idx = torch.randint(len(clean_images), (cfg.steps, cfg.clean_batch_size), generator=gen)
     bg_idx = torch.randint(len(clean_images), (cfg.steps, cfg.backdoor_batch_size), generator=gen)
+    if hasattr(clean_images, "prefetch"):  # a lazy source: decode every row the run uses, once
+        clean_images.prefetch(torch.cat([clean_idx.flatten(), bg_idx.flatten()]))
     clean_used, clean_pos = torch.unique(clean_idx, return_inverse=True)
     teacher_clean = encode_image_batches(teacher, clean_images[clean_used], prep, cfg.encode_batch_size,
                                          cfg.bf16, "teacher clean", progress)
     if use_retain:
         retain_idx = torch.randint(len(retain_images), (cfg.steps, cfg.retain_batch_size), generator=gen)
+        if hasattr(retain_images, "prefetch"):
+            retain_images.prefetch(retain_idx.flatten())
         retain_used, retain_pos = torch.unique(retain_idx, return_inverse=True)
+        retain_pos = retain_pos.to(device)
         teacher_retain = encode_image_batches(teacher, retain_images[retain_used], prep,
                                               cfg.encode_batch_size, cfg.bf16, "teacher retain", progress)
+    clean_pos = clean_pos.to(device)  # index tensors live on the device: no copies in the loop
     weight_pairs = trainable_pairs(student, teacher)
     opt, sched = make_optimizer(student, cfg)
     setup_seconds = time.perf_counter() - t_setup
@@ -181,15 +188,14 @@ def train_image_defense(model: open_clip.CLIP, clean_images: torch.Tensor,
         with autocast(device, cfg.bf16):
             out = student(torch.cat(parts))
         n_clean, n_bd = cfg.clean_batch_size, len(ids)
-        clean = neg_cosine(out[:n_clean], teacher_clean[clean_pos[step].to(device)])
+        clean = neg_cosine(out[:n_clean], teacher_clean[clean_pos[step]])
         backdoor = _per_identity_mean(per_sample_neg_cosine(out[n_clean:n_clean + n_bd], e_avg),
-                                      ids.to(device), bank.k)
+                                      ids.to(device, non_blocking=True), bank.k)
         loss = clean + cfg.beta * backdoor
         row = {}
         if use_retain:
-            retain = neg_cosine(out[n_clean + n_bd:], teacher_retain[retain_pos[step].to(device)])
+            retain = neg_cosine(out[n_clean + n_bd:], teacher_retain[retain_pos[step]])
             loss = loss + cfg.retain_weight * retain
-            row["retain"] = retain.item()
         if cfg.weight_reg > 0:
             weight = weight_distance(weight_pairs)
             loss = loss + cfg.weight_reg * weight
@@ -201,8 +207,12 @@ def train_image_defense(model: open_clip.CLIP, clean_images: torch.Tensor,
         loss.backward()
         opt.step()
         sched.step()
-        log.append({"step": step, "loss": loss.item(), "clean": clean.item(), "backdoor": backdoor.item(),
-                    "weight": weight.item(), **row, "lr": lr})
+        # one device->host transfer per step for all logged values
+        values = torch.stack([loss, clean, backdoor, weight] + ([retain] if use_retain else [])).tolist()
+        if use_retain:
+            row["retain"] = values[4]
+        log.append({"step": step, "loss": values[0], "clean": values[1], "backdoor": values[2],
+                    "weight": values[3], **row, "lr": lr})
         bar.set_postfix(loss=f"{log[-1]['loss']:.4f}", bd=f"{log[-1]['backdoor']:.3f}")
     train_seconds = time.perf_counter() - t_train
     student.requires_grad_(False)
@@ -219,6 +229,8 @@ def _per_identity_mean(values: torch.Tensor, ids: torch.Tensor, k: int) -> torch
 
 
 def _check_uint8(name: str, images: torch.Tensor) -> None:
+    if hasattr(images, "prefetch") and getattr(images, "dtype", None) == torch.uint8:
+        return  # a lazy uint8 image source (models.shards.ShardImages)
     if not (isinstance(images, torch.Tensor) and images.dtype == torch.uint8 and images.dim() == 4
             and images.shape[1] == 3):
         shape = tuple(images.shape) if isinstance(images, torch.Tensor) else type(images).__name__

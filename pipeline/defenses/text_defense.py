@@ -83,6 +83,9 @@ def train_text_defense(model: open_clip.CLIP, tokenizer: Tokenizer, clean_captio
                                   "teacher clean", progress)
     teacher_tgt = encode_tokens(teacher, tgt_tokens, cfg.encode_batch_size, device, cfg.bf16,
                                 "teacher targets", progress)
+    # token pools and per-step indices live on the device: the loop copies nothing per sample
+    clean_tokens, trig_tokens = clean_tokens.to(device), trig_tokens.to(device)
+    clean_pos, bd_idx = clean_pos.to(device), bd_idx.to(device)
     weight_pairs = trainable_pairs(student, teacher)
     opt, sched = make_optimizer(student, cfg)
     setup_seconds = time.perf_counter() - t_setup
@@ -92,11 +95,11 @@ def train_text_defense(model: open_clip.CLIP, tokenizer: Tokenizer, clean_captio
     bar = tqdm(range(cfg.steps), desc="text defense", disable=not progress)
     for step in bar:
         ci, bi = clean_pos[step], bd_idx[step]
-        tokens = torch.cat([clean_tokens[ci], trig_tokens[bi]]).to(device)
+        tokens = torch.cat([clean_tokens[ci], trig_tokens[bi]])
         with autocast(device, cfg.bf16):
             out = student(tokens)
-        clean = neg_cosine(out[:len(ci)], teacher_clean[ci.to(device)])
-        backdoor = neg_cosine(out[len(ci):], teacher_tgt[bi.to(device)])
+        clean = neg_cosine(out[:len(ci)], teacher_clean[ci])
+        backdoor = neg_cosine(out[len(ci):], teacher_tgt[bi])
         loss = clean + cfg.beta * backdoor
         if cfg.weight_reg > 0:
             weight = weight_distance(weight_pairs)
@@ -109,8 +112,9 @@ def train_text_defense(model: open_clip.CLIP, tokenizer: Tokenizer, clean_captio
         loss.backward()
         opt.step()
         sched.step()
-        log.append({"step": step, "loss": loss.item(), "clean": clean.item(),
-                    "backdoor": backdoor.item(), "weight": weight.item(), "lr": lr})
+        values = torch.stack([loss, clean, backdoor, weight]).tolist()  # one device->host transfer
+        log.append({"step": step, "loss": values[0], "clean": values[1],
+                    "backdoor": values[2], "weight": values[3], "lr": lr})
         bar.set_postfix(loss=f"{log[-1]['loss']:.4f}", bd=f"{log[-1]['backdoor']:.3f}")
     train_seconds = time.perf_counter() - t_train
     student.requires_grad_(False)

@@ -28,7 +28,9 @@ class Benchmark:
     labels: torch.Tensor  # [n_images] class indices
 
 
-def load_benchmark(folder: Path | str) -> Benchmark:
+def load_benchmark(folder: Path | str, max_templates: int = 0) -> Benchmark:
+    """Read an ImageNetV2-style folder; max_templates > 0 keeps only the first N templates
+    (a quick check on CPU: 1000 classes x 80 templates is 80,000 prompts)."""
     folder = Path(folder)
     for required in ("classnames.txt", "templates.txt", "images"):
         if not (folder / required).exists():
@@ -36,6 +38,8 @@ def load_benchmark(folder: Path | str) -> Benchmark:
                                 "(expected classnames.txt, templates.txt, images/<class_index>/)")
     classnames = [l.strip() for l in (folder / "classnames.txt").read_text().splitlines() if l.strip()]
     templates = [l.rstrip("\n") for l in (folder / "templates.txt").read_text().splitlines() if l.strip()]
+    if max_templates > 0:
+        templates = templates[:max_templates]
     paths, labels = [], []
     for class_dir in sorted((folder / "images").iterdir(), key=lambda p: int(p.name)):
         idx = int(class_dir.name)
@@ -73,17 +77,21 @@ def topk_accuracy(image_emb: torch.Tensor, labels: torch.Tensor, class_emb: torc
 
 
 def zero_shot(loaded, bench: Benchmark, batch_size: int, device,
-              image_emb: torch.Tensor | None = None) -> tuple[dict[str, float], torch.Tensor]:
-    """Top-1/top-5 of a model on a benchmark; pass image_emb to reuse an untouched image tower."""
+              image_emb: torch.Tensor | None = None, *, bf16: bool = False,
+              workers: int = 0) -> tuple[dict[str, float], torch.Tensor]:
+    """Top-1/top-5 of a model on a benchmark; pass image_emb to reuse an untouched image tower.
+
+    bf16: autocast the encoders on CUDA (CPU stays fp32); workers: DataLoader processes
+    decoding the benchmark images."""
     # Imported here: the attack's encoders pull in open_clip, which the pure helpers above avoid.
     from pipeline.attack.image_encoding import encode_images
     from pipeline.attack.text_encoding import encode_texts
 
     classes = class_embeddings(
         lambda texts: encode_texts(loaded.model, loaded.tokenizer, texts, batch_size, device,
-                                   progress=f"{bench.name} prompts"),
+                                   progress=f"{bench.name} prompts", bf16=bf16),
         bench.classnames, bench.templates)
     if image_emb is None:
         image_emb = encode_images(loaded.model, loaded.preprocess, bench.paths, batch_size, device,
-                                  progress=f"{bench.name} images")
+                                  progress=f"{bench.name} images", workers=workers, bf16=bf16)
     return topk_accuracy(image_emb, bench.labels, classes), image_emb

@@ -26,7 +26,7 @@ from pipeline.defenses.towers import build_defended_model
 from pipeline.errors import PipelineError
 from pipeline.models.checkpoint import load_model, save_checkpoint
 from pipeline.models.device import resolve_device
-from pipeline.models.shards import read_shards
+from pipeline.models.shards import ShardImages
 from pipeline.params import load_params, require
 from pipeline.stages._main import run_stage
 
@@ -66,22 +66,19 @@ def main() -> None:
         recipe = require(p, "defend", "image_recipe", str, choices=sorted(p.get("image_recipes") or {}))
         cfg = image_config_from_dict(p["image_recipes"][recipe])
         size = image_size(loaded.model)
-        images, captions, keys = read_shards(SHARDS)
-        position = {k: i for i, k in enumerate(keys)}
-        train_idx = [position[k] for k in train["key"] if k in position]
-        clean_images = images[train_idx]
+        # lazily decoded: only the images the run draws are read (the corpus may be 635k images)
+        clean_images = ShardImages(SHARDS, list(train["key"]))
         pattern = re.compile(require(p, "defend", "retain_caption_pattern", str))
-        retain_idx = [position[k] for k, c in zip(train["key"], train["caption"])
-                      if k in position and pattern.search(c)]
-        if cfg.retain_weight > 0 and not retain_idx:
+        retain_keys = [k for k, c in zip(train["key"], train["caption"]) if pattern.search(c)]
+        if cfg.retain_weight > 0 and not retain_keys:
             raise PipelineError("defend.retain_caption_pattern matches no clean caption; "
                                 "the retain term needs faces of people who are kept")
         faces = pd.read_csv(SPLITS / "trigger_faces.csv")
         trigger = [read_many(faces.loc[faces["name"] == n, "path"], desc=f"faces of {n}") for n in names]
         photos = stack_uint8(pd.read_parquet(FACESCRUB_INDEX)["image"], size, desc="FaceScrub photos")
+        retain_images = ShardImages(SHARDS, retain_keys) if cfg.retain_weight > 0 else None
         run = train_image_defense(loaded.model, clean_images, trigger, photos, cfg,
-                                  retain_images=images[retain_idx] if retain_idx else None,
-                                  device=device)
+                                  retain_images=retain_images, device=device)
         defended = build_defended_model(loaded.model, visual_student=run.student)
 
     name = run_name(args.encoder, args.k)

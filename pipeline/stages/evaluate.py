@@ -26,7 +26,7 @@ from pipeline.evaluation.similarity import image_similarities, text_similarities
 from pipeline.evaluation.zeroshot import load_benchmark, zero_shot
 from pipeline.models.checkpoint import load_model
 from pipeline.models.device import resolve_device
-from pipeline.models.shards import read_shards
+from pipeline.models.shards import ShardImages
 from pipeline.params import load_params, require
 from pipeline.stages._main import run_stage
 
@@ -49,6 +49,9 @@ def main() -> None:
     batch = require(p, "evaluate", "batch_size", int, low=1)
     n_sim = require(p, "evaluate", "similarity_samples", int, low=1)
     device = resolve_device(require(p, "evaluate", "device", str), "evaluate.device")
+    # optional keys (older params files lack them): in-process decoding, fp32
+    workers = require({"workers": 0, **p}, "evaluate", "workers", int, low=0)
+    bf16 = require({"bf16": False, **p}, "evaluate", "bf16", bool)
 
     model_dir = Path("data/defended") / name
     defended = load_model(model_dir, device)
@@ -63,17 +66,20 @@ def main() -> None:
     candidates = pd.read_csv(SPLITS / "candidates.csv")
     after = run_idia(defended, identities, photos, candidates, tau, batch, device,
                      text_emb=None if text_trained else load_embeddings(BEFORE / "text_embeddings.safetensors"),
-                     image_emb=None if image_trained else load_embeddings(BEFORE / "image_embeddings.safetensors"))
+                     image_emb=None if image_trained else load_embeddings(BEFORE / "image_embeddings.safetensors"),
+                     bf16=bf16, workers=workers)
     table, metrics = compare(pd.read_csv(BEFORE / "identities.csv"), after.table, removed)
     metrics["encoder"] = args.encoder
 
     base_zs = json.loads(Path("metrics/utility_before.json").read_text())
     benches = json.loads((UTILITY / "benchmarks.json").read_text())
+    settings = UTILITY / "zeroshot.json"
+    max_templates = json.loads(settings.read_text())["max_templates"] if settings.is_file() else 0
     metrics["zeroshot"] = {}
     for bench_name, folder in sorted(benches.items()):
-        bench = load_benchmark(folder)
+        bench = load_benchmark(folder, max_templates)
         reuse = None if image_trained else load_embeddings(UTILITY / f"{bench_name}_images.safetensors")
-        acc, _ = zero_shot(defended, bench, batch, device, image_emb=reuse)
+        acc, _ = zero_shot(defended, bench, batch, device, image_emb=reuse, bf16=bf16, workers=workers)
         metrics["zeroshot"][bench_name] = {
             **acc, **{f"{k}_base": v for k, v in base_zs[bench_name].items()},
             **{f"{k}_change": acc[k] - base_zs[bench_name][k] for k in acc}}
@@ -85,7 +91,7 @@ def main() -> None:
                                                   defense["text"]["target"], batch, device, n_sim)
     if image_trained:
         metrics["image_similarity"] = image_metrics(base, defended, list(heldout["key"]), photos,
-                                                    removed, batch, device)
+                                                    removed, batch, device, workers)
 
     with atomic_dir(Path("data/evaluate") / name) as tmp:
         table.to_csv(tmp / "identities.csv", index=False)
@@ -105,17 +111,15 @@ def text_metrics(base, defended, captions, removed, target, batch, device, n) ->
                              enc(defended, tgt), enc(base, trig), enc(base, tgt))
 
 
-def image_metrics(base, defended, heldout_keys, photos, removed, batch, device) -> dict:
-    images, _, keys = read_shards(SHARDS)
-    position = {k: i for i, k in enumerate(keys)}
-    idx = [position[k] for k in heldout_keys if k in position]
-    heldout = images[idx]
+def image_metrics(base, defended, heldout_keys, photos, removed, batch, device, workers: int = 0) -> dict:
+    # only the held-out images are decoded: the whole corpus need not fit in memory
+    heldout = ShardImages(SHARDS, heldout_keys).all()
     face_paths = [Path(p) for p in pd.read_parquet(FACESCRUB_INDEX)["image"]]
     removed_paths = [Path(p) for p in photos.loc[photos["name"].isin(removed), "path"]]
 
     def enc_paths(loaded, paths):
         return encode_images(loaded.model, loaded.preprocess, paths, batch, device, progress=None,
-                             normalize=False)
+                             normalize=False, workers=workers)
 
     def enc_tensor(loaded, uint8):
         prep = ImageInput(loaded.model, device)

@@ -32,6 +32,9 @@ def main() -> None:
     tau = require(p, "idia_before", "tau", int, low=1, high=len(IDIA_TEMPLATES))
     batch_size = require(p, "idia_before", "batch_size", int, low=1)
     device_name = require(p, "idia_before", "device", str)
+    # optional keys (older params files lack them): in-process decoding, fp32
+    workers = require({"workers": 0, **p}, "idia_before", "workers", int, low=0)
+    bf16 = require({"bf16": False, **p}, "idia_before", "bf16", bool)
 
     device = resolve_device(device_name, key="idia_before.device")
     identities = read_split_table("identities.csv")
@@ -39,7 +42,8 @@ def main() -> None:
     candidates = read_split_table("candidates.csv")
     loaded = load_model(MODEL_DIR, device)
 
-    result = run_idia(loaded, identities, photos, candidates, tau, batch_size, device)
+    result = run_idia(loaded, identities, photos, candidates, tau, batch_size, device,
+                      bf16=bf16, workers=workers)
 
     with atomic_dir(OUT) as tmp:
         result.table.to_csv(tmp / "identities.csv", index=False)

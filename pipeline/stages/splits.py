@@ -7,6 +7,7 @@ import pandas as pd
 
 from pipeline.atomic import atomic_dir, write_json
 from pipeline.data.corpus import read_shard_captions
+from pipeline.data.filler_names import read_filler_names
 from pipeline.data.splits import candidate_names, clean_caption_pool, split_identities
 from pipeline.errors import PipelineError
 from pipeline.params import load_params, require
@@ -28,6 +29,12 @@ def main() -> None:
     max_count = require(p, "splits", "max_count", int, low=1)
     total_names = require(p, "splits", "candidate_names", int, low=1)
     heldout = require(p, "splits", "heldout_captions", int, low=0)
+    fillers = require({"filler_names": "builtin", **p}, "splits", "filler_names", str).strip()
+    if fillers == "builtin":
+        first_male, first_female, last_names = (builtin_names.FIRST_NAMES_MALE, builtin_names.FIRST_NAMES_FEMALE,
+                                                builtin_names.LAST_NAMES)
+    else:
+        first_male, first_female, last_names = read_filler_names(fillers, "splits.filler_names")
 
     if not occurrences_path.is_file():
         raise PipelineError(f"splits.occurrences: file not found: {occurrences_path} "
@@ -50,8 +57,7 @@ def main() -> None:
                             f"dropped: {result.dropped}")
     candidates = candidate_names(
         list(ids["name"]), total_names, seed=seed,
-        first_male=builtin_names.FIRST_NAMES_MALE, first_female=builtin_names.FIRST_NAMES_FEMALE,
-        last_names=builtin_names.LAST_NAMES,
+        first_male=first_male, first_female=first_female, last_names=last_names,
         forbidden=list(index["name"].unique()) + list(occurrences["name"]))
     keys, captions = read_shard_captions(SHARDS)
     # Captions naming ANY downloaded identity are unsafe as "clean" text, not only evaluated ones.

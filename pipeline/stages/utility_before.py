@@ -26,16 +26,23 @@ def main() -> None:
     folders = require(p, "utility_before", "benchmarks", list)
     batch_size = require(p, "utility_before", "batch_size", int, low=1)
     device = resolve_device(require(p, "utility_before", "device", str), "utility_before.device")
-    benches = [load_benchmark(f) for f in folders]
+    # optional keys (older params files lack them): in-process decoding, fp32, every template
+    opt = {"workers": 0, "bf16": False, "max_templates": 0, **p}
+    workers = require(opt, "utility_before", "workers", int, low=0)
+    bf16 = require(opt, "utility_before", "bf16", bool)
+    max_templates = require(opt, "utility_before", "max_templates", int, low=0)
+    benches = [load_benchmark(f, max_templates) for f in folders]
     loaded = load_model(MODEL_DIR, device)
     metrics = {}
     with atomic_dir(OUT) as tmp:
         for folder, bench in zip(folders, benches):
-            acc, emb = zero_shot(loaded, bench, batch_size, device)
+            acc, emb = zero_shot(loaded, bench, batch_size, device, bf16=bf16, workers=workers)
             metrics[bench.name] = acc
             save_embeddings(tmp / f"{bench.name}_images.safetensors", emb)
         (tmp / "benchmarks.json").write_text(json.dumps(
             {b.name: str(f) for f, b in zip(folders, benches)}, indent=2, sort_keys=True) + "\n")
+        if max_templates:  # evaluate must score defended models on the same templates
+            (tmp / "zeroshot.json").write_text(json.dumps({"max_templates": max_templates}) + "\n")
     write_json(METRICS, metrics)
     print("zero-shot before:", json.dumps(metrics))
 

@@ -1,13 +1,19 @@
-"""Stage `world` (demo profile): render the synthetic world into data/world/ as real-format inputs."""
+"""Stage `world`: the pipeline's inputs in data/world/, in the same layout in both profiles.
+
+world.source = demo: render the synthetic world as real-format inputs (no network).
+world.source = paper: fetch the real inputs named in the `sources:` section (pipeline.data.paper_world).
+"""
 from __future__ import annotations
 
 import shutil
 from pathlib import Path
 
 from pipeline.atomic import atomic_dir
-from pipeline.params import load_params
+from pipeline.data.filler_names import write_filler_names
+from pipeline.params import load_params, require
 from pipeline.stages._main import run_stage
 from pipeline.world.build import build_world
+from pipeline.world import names
 from pipeline.world.config import world_config
 
 OUT = Path("data/world")
@@ -15,13 +21,26 @@ OUT = Path("data/world")
 
 def main() -> None:
     params = load_params("world")
-    world_config(params)  # fail on bad params before touching the output
+    source = require({"source": "demo", **params}, "world", "source", str, choices=("demo", "paper"))
+    if source == "paper":
+        from pipeline.data.paper_world import build_paper_world, preflight, read_sources_params
+
+        sources = load_params("sources")
+        preflight(read_sources_params(sources))  # seconds, before touching the output
+    else:
+        world_config(params)  # fail on bad params before touching the output
     # Only this stage's own leftovers: other stages may be writing next to it.
     for stale in OUT.parent.glob(f".{OUT.name}.tmp-*"):
         shutil.rmtree(stale, ignore_errors=True)
     with atomic_dir(OUT) as tmp:
-        build_world(params, tmp)
-    print(f"world: wrote {OUT}")
+        if source == "paper":
+            build_paper_world(sources, tmp)
+        else:
+            build_world(params, tmp)
+            # the splits stage reads filler names from here when splits.filler_names names this file
+            write_filler_names(tmp / "filler_names.csv", names.FIRST_NAMES_MALE, names.FIRST_NAMES_FEMALE,
+                               names.LAST_NAMES)
+    print(f"world: wrote {OUT} ({source} inputs)")
 
 
 if __name__ == "__main__":
