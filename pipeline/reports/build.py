@@ -13,6 +13,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Sequence
 
+import pandas as pd
+
 from pipeline.reports import examples, figures
 from pipeline.reports.document import Document, to_html, to_markdown
 from pipeline.reports.inputs import ENCODER_TITLES, Inputs, load_inputs
@@ -31,6 +33,7 @@ class ReportOptions:
     seed: int = 0
     dpi: int = 110
     image_recipes: dict | None = None       # defend.image_recipes, to name the image recipes
+    trials: Path | None = None              # CSV of defense settings tried during development
 
 
 @dataclass
@@ -340,6 +343,27 @@ class _Builder:
                  "IDIA TPR on the removed people against wrongfully unlearned members (%), per run, "
                  "coloured by K, marker = recipe; the best defense sits at the bottom left.", "No runs for the trade-off figure.")
 
+    # -- development trials
+    def trials(self) -> None:
+        path = self.opt.trials
+        if path is None or not Path(path).is_file():
+            return
+        trials = pd.read_csv(path)
+        d = self.doc
+        d.h(2, "Settings tried during development")
+        d.p("Before the defaults were chosen, other settings were measured on the default demo world "
+            "(seed 1234, defense seed 0) or, where marked, by the throw-away feasibility prototype. "
+            "Each row is one run: the share of removed people the attack still finds, and the share of "
+            "the other identified members it lost. They come from a committed table "
+            f"(`{Path(path).as_posix()}`), not from this pipeline run.")
+        d.table(["encoder", "setting", "K", "TPR removed", "wrongfully unlearned", "source"],
+                [[r.encoder, r.setting, str(r.k), _num(r.tpr_removed),
+                  _pct(r.wrongfully_unlearned_pct / 100), r.source] for r in trials.itertuples()],
+                "lllrrl")
+        self.fig(figures.trials_tradeoff(trials, self.fpath("trials_tradeoff.png"), self.opt.dpi),
+                 "Settings tried: IDIA TPR on the removed people against wrongfully unlearned members; "
+                 "marker size grows with K.", "No trials to plot.")
+
     # -- training
     def training(self) -> None:
         d, inp = self.doc, self.inp
@@ -450,6 +474,7 @@ class _Builder:
         self.collateral()
         self.training()
         self.examples()
+        self.trials()
         self.appendix()
         return self.doc
 

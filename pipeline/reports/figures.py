@@ -16,6 +16,7 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
 from matplotlib.ticker import (FixedLocator, FuncFormatter, LogLocator, NullFormatter,  # noqa: E402
                                NullLocator, PercentFormatter)
 
@@ -408,4 +409,33 @@ def example_grid(images: np.ndarray, titles: Sequence[str], path: Path, dpi: int
         if i < n:
             ax.imshow(images[i], interpolation="nearest")
             ax.set_title(titles[i], fontsize=9)
+    return _save(fig, path, dpi)
+
+
+def trials_tradeoff(trials: pd.DataFrame, path: Path, dpi: int) -> Path | None:
+    """Settings tried during development: TPR on the removed vs wrongfully unlearned %.
+
+    One panel per encoder, one marker per setting (legend below), K written inside the
+    marker-free legend of sizes, so no text sits on the data.
+    """
+    if trials is None or trials.empty:
+        return None
+    encoders = [e for e in ENCODERS if e in set(trials["encoder"])]
+    fig, axes = _panels(len(encoders), width=5.2, height=4.2, sharey=True)
+    for ax, enc in zip(axes[0], encoders):
+        mine = trials[trials["encoder"] == enc]
+        for i, (setting, rows) in enumerate(mine.groupby("setting", sort=False)):
+            rows = rows.sort_values("k")
+            ax.plot(rows["wrongfully_unlearned_pct"], rows["tpr_removed"], STYLES[i % 4],
+                    color=plt.get_cmap("tab10")(i % 10), alpha=0.6, linewidth=1)
+            ax.scatter(rows["wrongfully_unlearned_pct"], rows["tpr_removed"],
+                       s=[30 + 12 * np.log2(k) * 4 for k in rows["k"]], marker=MARKERS[i % 6],
+                       color=plt.get_cmap("tab10")(i % 10), edgecolor="black", linewidth=0.5,
+                       label=f"{setting} (K={', '.join(str(k) for k in rows['k'])})")
+        ax.set_title(_title(enc))
+        ax.set_xlabel("wrongfully unlearned [%]")
+        ax.set_ylabel("IDIA TPR on the removed identities")
+        ax.set_ylim(-0.1, 1.1)
+        ax.xaxis.set_major_formatter(PercentFormatter())
+        ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.2), frameon=False, fontsize=7)
     return _save(fig, path, dpi)

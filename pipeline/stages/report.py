@@ -42,6 +42,7 @@ def options_from_params():
         seed=require(p, "report", "seed", int, low=0),
         dpi=require(p, "report", "dpi", int, low=50, high=400),
         image_recipes=recipes if isinstance(recipes, dict) else None,
+        trials=Path(p["trials"]) if p.get("trials") else None,
     )
 
 
