@@ -72,11 +72,11 @@ def env() -> dict:
     return e
 
 
-def run(cmd: list[str], cwd: Path, timeout: int = 900) -> subprocess.CompletedProcess:
+def run(cmd: list[str], cwd: Path, timeout: int = 2400) -> subprocess.CompletedProcess:
     return subprocess.run(cmd, cwd=cwd, env=env(), capture_output=True, text=True, timeout=timeout)
 
 
-def dvc(args: list[str], cwd: Path, timeout: int = 900) -> subprocess.CompletedProcess:
+def dvc(args: list[str], cwd: Path, timeout: int = 2400) -> subprocess.CompletedProcess:
     proc = run([sys.executable, "-m", "dvc", *args], cwd, timeout)
     if proc.returncode != 0:
         raise AssertionError(f"dvc {' '.join(args)} failed ({proc.returncode}):\n"
