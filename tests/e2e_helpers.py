@@ -68,7 +68,9 @@ def env() -> dict:
     e = dict(os.environ)
     e["PATH"] = str(Path(sys.executable).parent) + os.pathsep + e.get("PATH", "")
     e["PYTHONPATH"] = "."
-    e.update(HF_HUB_OFFLINE="1", NO_ALBUMENTATIONS_UPDATE="1", DVC_NO_ANALYTICS="1")
+    e.update(HF_HUB_OFFLINE="1", NO_ALBUMENTATIONS_UPDATE="1", DVC_NO_ANALYTICS="1",
+             GIT_AUTHOR_NAME="test", GIT_AUTHOR_EMAIL="test@localhost",
+             GIT_COMMITTER_NAME="test", GIT_COMMITTER_EMAIL="test@localhost")
     return e
 
 

@@ -11,7 +11,7 @@ import time
 import pytest
 import yaml
 
-from tests.e2e_helpers import dvc
+from tests.e2e_helpers import dvc, run
 
 pytestmark = pytest.mark.slow
 
@@ -21,29 +21,26 @@ def stale_stages(repo) -> set[str]:
     return set(json.loads(out or "{}"))
 
 
-def would_run(repo) -> set[str]:
-    """Stages `dvc repro` would run now, downstream ones included."""
-    out = dvc(["repro", "--dry"], repo).stdout
-    return set(re.findall(r"Running stage '([^']+)'", out))
-
-
-def test_param_change_reruns_only_downstream_stages(reproduced_repo):
+def test_exp_run_reruns_only_downstream_stages(reproduced_repo):
     repo = reproduced_repo
-    params_file = repo / "params.yaml"
-    original = params_file.read_text()
+    run(["git", "add", "-A"], repo)
+    assert run(["git", "commit", "-q", "-m", "baseline"], repo).returncode == 0
+    ks = yaml.safe_load((repo / "params.yaml").read_text())["defend"]["ks"]
     try:
-        params = yaml.safe_load(original)
-        params["defend"]["text"]["beta"] = 0.7
-        params_file.write_text(yaml.safe_dump(params, sort_keys=False))
-        stale = stale_stages(repo)
-        rerun = would_run(repo)
+        # Before running: only the stages that read the param are stale ...
+        (repo / "params.yaml").write_text((repo / "params.yaml").read_text().replace(
+            "beta: 0.6", "beta: 0.7", 1))
+        assert stale_stages(repo) == {f"defend_text@{k}" for k in ks}
+        run(["git", "checkout", "--", "params.yaml"], repo)
+        # ... and the experiment reruns exactly those and what depends on their outputs.
+        out = dvc(["exp", "run", "-S", "defend.text.beta=0.7"], repo).stdout
+        ran = set(re.findall(r"Running stage '([^']+)'", out))
+        assert ran == ({f"defend_text@{k}" for k in ks} | {f"combine@{k}" for k in ks}
+                       | {f"evaluate@text-{k}" for k in ks} | {f"evaluate@both-{k}" for k in ks}
+                       | {"report"})
     finally:
-        params_file.write_text(original)
-    ks = params["defend"]["ks"]
-    assert stale == {f"defend_text@{k}" for k in ks}
-    assert rerun == ({f"defend_text@{k}" for k in ks} | {f"combine@{k}" for k in ks}
-                     | {f"evaluate@text-{k}" for k in ks} | {f"evaluate@both-{k}" for k in ks}
-                     | {"report"})
+        run(["git", "checkout", "--", "."], repo)
+        dvc(["checkout", "--force"], repo)
     assert stale_stages(repo) == set()
 
 
