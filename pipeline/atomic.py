@@ -57,6 +57,18 @@ def write_json(target: Path | str, obj) -> None:
         fh.write("\n")
 
 
+def remove_leftovers(target: Path | str) -> None:
+    """Remove what a killed run left next to `target` (the `.<name>.tmp-*` of atomic_dir/file)."""
+    target = Path(target)
+    if not target.parent.is_dir():
+        return
+    for path in target.parent.glob(f".{target.name}.tmp-*"):
+        if path.is_dir():
+            shutil.rmtree(path, ignore_errors=True)
+        else:
+            path.unlink(missing_ok=True)
+
+
 def clean_stale_tmp(parent: Path | str) -> None:
     """Remove temporaries a killed run left behind (`.<name>.tmp-*`)."""
     parent = Path(parent)

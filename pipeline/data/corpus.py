@@ -6,7 +6,7 @@ from pathlib import Path
 
 from tqdm import tqdm
 
-from pipeline.errors import PipelineError
+from pipeline.models.shards import list_shards
 
 
 def read_shard_captions(shard_dir: Path | str) -> tuple[list[str], list[str]]:
@@ -14,10 +14,7 @@ def read_shard_captions(shard_dir: Path | str) -> tuple[list[str], list[str]]:
 
     Only the `.txt` members are read: the caption pool needs no image decoding.
     """
-    shard_dir = Path(shard_dir)
-    shards = sorted(shard_dir.glob("*.tar"))
-    if not shards:
-        raise PipelineError(f"no webdataset shards (*.tar) in {shard_dir}; run the download_laion stage first")
+    shards = list_shards(Path(shard_dir))
     pairs = []
     for shard in tqdm(shards, desc="captions", unit="shard"):
         with tarfile.open(shard) as tar:

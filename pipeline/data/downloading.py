@@ -164,18 +164,6 @@ def reason_table(counts: Counter, reasons: tuple[str, ...]) -> dict[str, int]:
     return {reason: int(counts.get(reason, 0)) for reason in reasons}
 
 
-def clean_stale_temporaries(target: Path) -> None:
-    """Remove what a killed run of this stage left next to `target` (`.<name>.tmp-*`)."""
-    target = Path(target)
-    if not target.parent.is_dir():
-        return
-    for path in target.parent.glob(f".{target.name}.tmp-*"):
-        if path.is_dir():
-            shutil.rmtree(path, ignore_errors=True)
-        else:
-            path.unlink(missing_ok=True)
-
-
 def samples_per_shard(rows: int, processes: int, cap: int = 10_000) -> int:
     """Samples per img2dataset shard so that every process gets work (a shard is one task)."""
     per_process = -(-rows // max(1, 2 * processes))

@@ -20,9 +20,9 @@ import pyarrow.parquet as pq
 from PIL import Image
 from tqdm import tqdm
 
-from pipeline.atomic import atomic_dir
+from pipeline.atomic import atomic_dir, remove_leftovers
 from pipeline.data.downloading import (BAD_BBOX, HASH_MISMATCH, HTTP_ERROR, MALFORMED_ROW, OTHER,
-                                       UNDECODABLE_IMAGE, clean_stale_temporaries,
+                                       UNDECODABLE_IMAGE,
                                        failure_reason, read_results, read_stats, reason_table,
                                        resolve_url, run_img2dataset, samples_per_shard,
                                        top_errors)
@@ -218,7 +218,7 @@ def download_facescrub(lists: list[Path | str], out_dir: Path | str, *, min_phot
     messages: Counter = Counter()
     index = []
     stats = {}
-    clean_stale_temporaries(out_dir)
+    remove_leftovers(out_dir)
     with atomic_dir(out_dir) as tmp:
         if rows:
             work = tmp / "_img2dataset"

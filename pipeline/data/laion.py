@@ -18,8 +18,8 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 from tqdm import tqdm
 
-from pipeline.atomic import atomic_dir
-from pipeline.data.downloading import (DOWNLOAD_REASONS, OTHER, clean_stale_temporaries,
+from pipeline.atomic import atomic_dir, remove_leftovers
+from pipeline.data.downloading import (DOWNLOAD_REASONS, OTHER,
                                        count_failures, read_results, read_stats, reason_table,
                                        resolve_url, run_img2dataset, top_errors)
 from pipeline.errors import PipelineError
@@ -127,7 +127,7 @@ def download_laion(source: str, shards_dir: Path | str, *, url_col: str, caption
     at all could be downloaded.
     """
     shards_dir = Path(shards_dir)
-    clean_stale_temporaries(shards_dir)
+    remove_leftovers(shards_dir)
     with atomic_dir(shards_dir) as tmp:
         work = tmp / "_img2dataset"
         work.mkdir()

@@ -22,10 +22,10 @@ from tqdm import tqdm
 
 from pipeline.defenses.config import ImageDefenseConfig
 from pipeline.defenses.losses import (neg_cosine, per_sample_neg_cosine, teacher_student,
-                                      trainable_pairs, weight_distance)
+                                      trainable_pairs)
 from pipeline.defenses.paste import PasteSpec, paste_faces, prepare_faces, sample_paste_params
 from pipeline.defenses.towers import require_clip
-from pipeline.defenses.training import DefenseRun, make_optimizer
+from pipeline.defenses.training import DefenseRun, make_optimizer, regularised_step
 from pipeline.errors import PipelineError
 from pipeline.models.device import autocast
 
@@ -196,17 +196,7 @@ def train_image_defense(model: open_clip.CLIP, clean_images: torch.Tensor,
         if use_retain:
             retain = neg_cosine(out[n_clean + n_bd:], teacher_retain[retain_pos[step]])
             loss = loss + cfg.retain_weight * retain
-        if cfg.weight_reg > 0:
-            weight = weight_distance(weight_pairs)
-            loss = loss + cfg.weight_reg * weight
-        else:
-            with torch.no_grad():
-                weight = weight_distance(weight_pairs)
-        lr = opt.param_groups[0]["lr"]
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        opt.step()
-        sched.step()
+        loss, weight, lr = regularised_step(loss, weight_pairs, cfg.weight_reg, opt, sched)
         # one device->host transfer per step for all logged values
         values = torch.stack([loss, clean, backdoor, weight] + ([retain] if use_retain else [])).tolist()
         if use_retain:

@@ -13,10 +13,10 @@ import torch
 from tqdm import tqdm
 
 from pipeline.defenses.config import TextDefenseConfig
-from pipeline.defenses.losses import neg_cosine, teacher_student, trainable_pairs, weight_distance
+from pipeline.defenses.losses import neg_cosine, teacher_student, trainable_pairs
 from pipeline.defenses.poisoned_captions import sample_poisoned_pairs
 from pipeline.defenses.towers import TextTower, require_clip
-from pipeline.defenses.training import DefenseRun, make_optimizer
+from pipeline.defenses.training import DefenseRun, make_optimizer, regularised_step
 from pipeline.errors import PipelineError
 from pipeline.models.device import autocast
 
@@ -101,17 +101,7 @@ def train_text_defense(model: open_clip.CLIP, tokenizer: Tokenizer, clean_captio
         clean = neg_cosine(out[:len(ci)], teacher_clean[ci])
         backdoor = neg_cosine(out[len(ci):], teacher_tgt[bi])
         loss = clean + cfg.beta * backdoor
-        if cfg.weight_reg > 0:
-            weight = weight_distance(weight_pairs)
-            loss = loss + cfg.weight_reg * weight
-        else:
-            with torch.no_grad():
-                weight = weight_distance(weight_pairs)
-        lr = opt.param_groups[0]["lr"]
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        opt.step()
-        sched.step()
+        loss, weight, lr = regularised_step(loss, weight_pairs, cfg.weight_reg, opt, sched)
         values = torch.stack([loss, clean, backdoor, weight]).tolist()  # one device->host transfer
         log.append({"step": step, "loss": values[0], "clean": values[1],
                     "backdoor": values[2], "weight": values[3], "lr": lr})

@@ -6,6 +6,8 @@ from dataclasses import dataclass, field
 import torch
 from torch import nn
 
+from pipeline.defenses.losses import weight_distance
+
 
 @dataclass
 class DefenseRun:
@@ -42,3 +44,21 @@ def make_optimizer(student: nn.Module, cfg) -> tuple[torch.optim.Optimizer, torc
     opt = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
     sched = torch.optim.lr_scheduler.MultiStepLR(opt, milestones=list(cfg.milestones), gamma=cfg.gamma)
     return opt, sched
+
+
+def regularised_step(loss: torch.Tensor, weight_pairs, weight_reg: float,
+                     opt: torch.optim.Optimizer, sched) -> tuple[torch.Tensor, torch.Tensor, float]:
+    """Add lambda * sum of per-tensor L2 distances (only when lambda > 0; it is logged either
+    way), step optimiser and schedule. Returns (total loss, weight distance, lr used)."""
+    if weight_reg > 0:
+        weight = weight_distance(weight_pairs)
+        loss = loss + weight_reg * weight
+    else:
+        with torch.no_grad():
+            weight = weight_distance(weight_pairs)
+    lr = opt.param_groups[0]["lr"]
+    opt.zero_grad(set_to_none=True)
+    loss.backward()
+    opt.step()
+    sched.step()
+    return loss, weight, lr

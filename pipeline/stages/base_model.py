@@ -16,7 +16,7 @@ os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
 import open_clip  # noqa: E402
 import torch  # noqa: E402
 
-from pipeline.atomic import atomic_dir, write_json  # noqa: E402
+from pipeline.atomic import atomic_dir, remove_leftovers, write_json  # noqa: E402
 from pipeline.errors import ParamError  # noqa: E402
 from pipeline.models.architecture import build_model, count_params, validate_model_cfg  # noqa: E402
 from pipeline.models.checkpoint import save_checkpoint  # noqa: E402
@@ -36,11 +36,7 @@ SECTION = "base_model"
 def remove_own_temporaries() -> None:
     """Leftovers of a killed run of this stage; other stages' temporaries are theirs to clean."""
     for path in (OUT_DIR, LOSS_PLOT, METRICS):
-        for tmp in path.parent.glob(f".{path.name}.tmp-*"):
-            if tmp.is_dir():
-                shutil.rmtree(tmp, ignore_errors=True)
-            else:
-                tmp.unlink(missing_ok=True)
+        remove_leftovers(path)
 
 
 def read_config(p: dict) -> PretrainConfig:
