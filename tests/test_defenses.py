@@ -467,3 +467,32 @@ def test_config_from_dict_parses_and_validates():
         with pytest.raises(ParamError) as err:
             fn(section)
         assert err.value.key == key and key in str(err.value)
+
+
+def test_e_avg_from_image_files_matches_the_in_memory_mean(model, tmp_path):
+    from PIL import Image
+
+    from pipeline.data.images import FileImages
+    clean, faces, photos = image_data()
+    paths = []
+    for i, photo in enumerate(photos):
+        paths.append(tmp_path / f"{i}.png")   # lossless: the files hold exactly these pixels
+        Image.fromarray(photo.permute(1, 2, 0).numpy()).save(paths[-1])
+    lazy = FileImages(paths, photos.shape[-1])
+    assert lazy.shape == tuple(photos.shape) and torch.equal(lazy[1:3], photos[1:3])
+    assert torch.equal(lazy[torch.tensor([2, 0])], photos[[2, 0]])
+    cfg = small_image_cfg(lr=1e-3, steps=1, milestones=[1], encode_batch_size=4)  # two batches of files
+    in_memory = train_image_defense(model, clean, faces, photos, cfg, progress=False).extras["e_avg"]
+    from_files = train_image_defense(model, clean, faces, lazy, cfg, progress=False).extras["e_avg"]
+    assert torch.allclose(in_memory, from_files, atol=1e-6)
+
+
+@pytest.mark.parametrize("k, ok", [(4, True), (8, False)])
+def test_image_k_must_have_a_text_defense_for_the_combined_model(k, ok):
+    from pipeline.stages.defend import check_combinable
+    p = {"text_ks": [1, 4, 16], "image_ks": [1, 4, 8]}
+    if ok:
+        check_combinable(p, k)
+    else:
+        with pytest.raises(PipelineError, match=r"defend.image_ks has K=8, which defend.text_ks \[1, 4, 16\] lacks"):
+            check_combinable(p, k)

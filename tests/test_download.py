@@ -265,7 +265,12 @@ def test_download_facescrub_over_file_and_http(tmp_path, http_root):
     assert report["identities_with_min_photos"] == 1    # only Freddie has min_photos = 2
 
     index = pd.read_parquet(tmp_path / "data" / "facescrub" / "index.parquet")
-    assert list(index.columns) == ["name", "folder", "group", "gender", "image_id", "face_id", "image", "face"]
+    assert list(index.columns) == ["name", "folder", "group", "gender", "image_id", "face_id", "image", "face",
+                                   "image_sha256", "face_sha256"]
+    # The index pins every file's content: downstream stages depend on it, not on the folder.
+    for row in index.itertuples():
+        assert hashlib.sha256((tmp_path / row.image).read_bytes()).hexdigest() == row.image_sha256
+        assert hashlib.sha256((tmp_path / row.face).read_bytes()).hexdigest() == row.face_sha256
     assert list(zip(index["name"], index["gender"], index["image_id"])) == [
         ("Freddie Prinze Jr", "male", 1), ("Freddie Prinze Jr", "male", 2), ("Leslie Nielsen", "male", 3),
         ("Robert De Niro", "male", 12), ("Tatyana Ali", "female", 1)]

@@ -25,7 +25,8 @@ def test_exp_run_reruns_only_downstream_stages(reproduced_repo):
     repo = reproduced_repo
     run(["git", "add", "-A"], repo)
     assert run(["git", "commit", "-q", "-m", "baseline"], repo).returncode == 0
-    ks = yaml.safe_load((repo / "params.yaml").read_text())["defend"]["ks"]
+    defend = yaml.safe_load((repo / "params.yaml").read_text())["defend"]
+    ks, both_ks = defend["text_ks"], defend["image_ks"]
     try:
         # Before running: only the stages that read the param are stale ...
         (repo / "params.yaml").write_text((repo / "params.yaml").read_text().replace(
@@ -35,8 +36,8 @@ def test_exp_run_reruns_only_downstream_stages(reproduced_repo):
         # ... and the experiment reruns exactly those and what depends on their outputs.
         out = dvc(["exp", "run", "-S", "defend.text.beta=0.7"], repo).stdout
         ran = set(re.findall(r"Running stage '([^']+)'", out))
-        assert ran == ({f"defend_text@{k}" for k in ks} | {f"combine@{k}" for k in ks}
-                       | {f"evaluate@text-{k}" for k in ks} | {f"evaluate@both-{k}" for k in ks}
+        assert ran == ({f"defend_text@{k}" for k in ks} | {f"combine@{k}" for k in both_ks}
+                       | {f"evaluate_text@{k}" for k in ks} | {f"evaluate_both@{k}" for k in both_ks}
                        | {"report"})
     finally:
         run(["git", "checkout", "--", "."], repo)

@@ -248,7 +248,7 @@ def test_every_profile_key_exists_in_params():
     overrides = overrides_for("paper", REPO / "params.yaml", REPO / "profiles")
     assert overrides["world.source"] == "paper"
     assert overrides["base_model.arch"] == "ViT-B-32" and overrides["base_model.pretrained"] == "laion400m_e32"
-    assert overrides["defend.ks"] == [1, 2, 4, 8, 16, 32, 64] and overrides["defend.image_recipe"] == "paper"
+    assert overrides["defend.text_ks"] == overrides["defend.image_ks"] == [1, 2, 4, 8, 16, 32, 64] and overrides["defend.image_recipe"] == "paper"
     assert overrides["splits.min_idia_photos"] == 20 and overrides["splits.candidate_names"] == 1000
     assert overrides["download_laion.image_size"] == 224
     params = yaml.safe_load((REPO / "params.yaml").read_text())
@@ -285,7 +285,7 @@ def test_printed_arguments_survive_command_substitution():
     line = printable(overrides_for("paper", REPO / "params.yaml", REPO / "profiles"))
     words = line.split()   # what $(...) hands to dvc: split on whitespace, quotes kept
     assert words[0::2] == ["-S"] * (len(words) // 2)
-    assert "defend.ks=[1,2,4,8,16,32,64]" in words and "base_model.pretrained='laion400m_e32'" in words
+    assert "defend.text_ks=[1,2,4,8,16,32,64]" in words and "defend.image_ks=[1,2,4,8,16,32,64]" in words and "base_model.pretrained='laion400m_e32'" in words
     assert hydra_value("it's") == "'it\\'s'" and hydra_value([0.25, 0.5]) == "[0.25,0.5]"
     with pytest.raises(PipelineError, match="whitespace"):
         printable({"defend.text.target": "a person"})
@@ -641,7 +641,7 @@ def test_paper_profile_runs_end_to_end_on_real_formats(tmp_path, real_sources):
         "base_model.pretrained": str(weights), "base_model.threads": 2,
         "idia_before.batch_size": 64, "idia_before.workers": 1,
         "utility_before.batch_size": 64, "utility_before.max_templates": 1,
-        "defend.ks": [1], "defend.threads": 2,
+        "defend.text_ks": [1], "defend.image_ks": [1], "defend.threads": 2,
         "defend.text.steps": 2, "defend.text.milestones": [1], "defend.text.clean_batch_size": 4,
         "defend.text.backdoor_batch_size": 4, "+defend.text.poison_pool_size": 16,
         "+defend.text.encode_batch_size": 16,

@@ -7,7 +7,7 @@ import pytest
 from tests.e2e_helpers import TINY, dvc
 
 pytestmark = pytest.mark.slow
-KS = TINY["defend"]["ks"]
+KS = TINY["defend"]["text_ks"]  # image_ks is the same list in the tiny world
 
 
 @pytest.fixture

@@ -102,11 +102,13 @@ def test_facescrub_lists_have_the_official_format(world, summary):
 
 
 def test_laion_parquet_columns_and_images(world, corpus):
-    assert list(corpus.columns) == ["URL", "TEXT", "WIDTH", "HEIGHT"]
+    assert list(corpus.columns) == ["URL", "TEXT", "WIDTH", "HEIGHT", "sha256"]
     assert len(corpus) == len(list((world / "laion" / "images").iterdir()))
-    for url, w, h in zip(corpus["URL"], corpus["WIDTH"], corpus["HEIGHT"]):
+    for url, w, h, sha in zip(corpus["URL"], corpus["WIDTH"], corpus["HEIGHT"], corpus["sha256"]):
         assert url.startswith("file:images/")
-        with Image.open(world / "laion" / url[len("file:"):]) as img:
+        path = world / "laion" / url[len("file:"):]
+        assert hashlib.sha256(path.read_bytes()).hexdigest() == sha   # the parquet pins each photo
+        with Image.open(path) as img:
             assert img.format == "JPEG" and img.size == (w, h) == (64, 64)
     kinds = corpus["TEXT"].str.contains("star|circle|square|triangle")
     assert kinds.sum() == TINY["scene_classes"] * TINY["scenes_per_class"]

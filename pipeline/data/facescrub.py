@@ -7,6 +7,7 @@ is taken from the original pixels afterwards.
 """
 from __future__ import annotations
 
+import hashlib
 import io
 import re
 import shutil
@@ -237,7 +238,7 @@ def download_facescrub(lists: list[Path | str], out_dir: Path | str, *, min_phot
             index = _write_photos(rows, results, work / "out", tmp, out_dir, failures, messages)
             shutil.rmtree(work)
         table = pd.DataFrame(index, columns=["name", "folder", "group", "gender", "image_id",
-                                             "face_id", "image", "face"])
+                                             "face_id", "image", "face", "image_sha256", "face_sha256"])
         table = table.sort_values(["group", "folder", "image_id", "face_id"]).reset_index(drop=True)
         report = _report(rows_read, len(table), failures, messages, malformed, rows, table,
                          min_photos, stats)
@@ -283,13 +284,16 @@ def _write_photos(rows: list[ListRow], results: pd.DataFrame, i2d_out: Path, tmp
             continue
         rel_image = Path(row.group) / "images" / row.folder / f"{row.image_id}.jpg"
         rel_face = Path(row.group) / "faces" / row.folder / f"{row.image_id}.jpg"
+        digests = []
         for rel, payload in ((rel_image, data if _is_jpeg(data) else _jpeg_bytes(photo)),
                              (rel_face, _jpeg_bytes(face))):
             (tmp / rel).parent.mkdir(parents=True, exist_ok=True)
             (tmp / rel).write_bytes(payload)
+            digests.append(hashlib.sha256(payload).hexdigest())
         index.append({"name": row.name, "folder": row.folder, "group": row.group,
                       "gender": row.gender, "image_id": row.image_id, "face_id": row.face_id,
-                      "image": (out_dir / rel_image).as_posix(), "face": (out_dir / rel_face).as_posix()})
+                      "image": (out_dir / rel_image).as_posix(), "face": (out_dir / rel_face).as_posix(),
+                      "image_sha256": digests[0], "face_sha256": digests[1]})
     return index
 
 

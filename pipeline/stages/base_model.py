@@ -20,7 +20,7 @@ from pipeline.atomic import atomic_dir, remove_leftovers, write_json  # noqa: E4
 from pipeline.errors import ParamError  # noqa: E402
 from pipeline.models.architecture import build_model, count_params, validate_model_cfg  # noqa: E402
 from pipeline.models.checkpoint import save_checkpoint  # noqa: E402
-from pipeline.models.device import resolve_device  # noqa: E402
+from pipeline.models.device import resolve_device, select_attention_kernel  # noqa: E402
 from pipeline.models.pretrain import PretrainConfig, pretrain, resize_images, write_log  # noqa: E402
 from pipeline.models.pretrained import load_pretrained  # noqa: E402
 from pipeline.models.shards import read_shards  # noqa: E402
@@ -81,6 +81,7 @@ def main() -> None:
         raise ParamError(f"{SECTION}.arch", arch, "an architecture name usable as a file name (e.g. 'ViT-B-32')")
     pretrained = require(p, SECTION, "pretrained", str).strip()
     device = resolve_device(require(p, SECTION, "device", str), key=f"{SECTION}.device")
+    select_attention_kernel(device)
     torch.set_num_threads(require(p, SECTION, "threads", int, low=1))
     torch.use_deterministic_algorithms(True, warn_only=True)
     remove_own_temporaries()

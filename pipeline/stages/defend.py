@@ -17,7 +17,7 @@ import torch
 import yaml
 
 from pipeline.atomic import atomic_dir, atomic_file, write_json
-from pipeline.data.images import read_many, stack_uint8
+from pipeline.data.images import FileImages, read_many
 from pipeline.defenses.config import config_to_dict, image_config_from_dict, text_config_from_dict
 from pipeline.defenses.image_defense import train_image_defense
 from pipeline.defenses.targets import removal_set
@@ -25,7 +25,7 @@ from pipeline.defenses.text_defense import train_text_defense
 from pipeline.defenses.towers import build_defended_model
 from pipeline.errors import PipelineError
 from pipeline.models.checkpoint import load_model, save_checkpoint
-from pipeline.models.device import resolve_device
+from pipeline.models.device import resolve_device, select_attention_kernel
 from pipeline.models.shards import ShardImages
 from pipeline.params import load_params, require
 from pipeline.stages._main import run_stage
@@ -51,6 +51,7 @@ def main() -> None:
     seed = require(p, "defend", "seed", int)
     threads = require(p, "defend", "threads", int, low=1)
     device = resolve_device(require(p, "defend", "device", str), "defend.device")
+    select_attention_kernel(device)
     torch.set_num_threads(threads)
     names = removal_set(pd.read_csv(IDIA_BEFORE), args.k, seed)
     loaded = load_model(BASE, device)
@@ -63,6 +64,7 @@ def main() -> None:
                                  cfg, device)
         defended = build_defended_model(loaded.model, text_student=run.student)
     else:
+        check_combinable(p, args.k)
         recipe = require(p, "defend", "image_recipe", str, choices=sorted(p.get("image_recipes") or {}))
         cfg = image_config_from_dict(p["image_recipes"][recipe])
         size = image_size(loaded.model)
@@ -75,7 +77,7 @@ def main() -> None:
                                 "the retain term needs faces of people who are kept")
         faces = pd.read_csv(SPLITS / "trigger_faces.csv")
         trigger = [read_many(faces.loc[faces["name"] == n, "path"], desc=f"faces of {n}") for n in names]
-        photos = stack_uint8(pd.read_parquet(FACESCRUB_INDEX)["image"], size, desc="FaceScrub photos")
+        photos = FileImages(pd.read_parquet(FACESCRUB_INDEX)["image"], size)  # read batch by batch
         retain_images = ShardImages(SHARDS, retain_keys) if cfg.retain_weight > 0 else None
         run = train_image_defense(loaded.model, clean_images, trigger, photos, cfg,
                                   retain_images=retain_images, device=device)
@@ -101,6 +103,16 @@ def main() -> None:
     })
     print(f"defend {name}: removed {len(names)} identities in {run.train_seconds:.0f} s "
           f"({run.seconds_per_step:.2f} s/step)")
+
+
+def check_combinable(p: dict, k: int) -> None:
+    """Every image-defense K also makes the combined model, which needs the text defense of
+    that K: say so before a long training run rather than when `combine` misses its input.
+    (A check only: text_ks is not a param of this stage, so editing it reruns nothing here.)"""
+    text_ks = require(p, "defend", "text_ks", list)
+    if k not in text_ks:
+        raise PipelineError(f"defend.image_ks has K={k}, which defend.text_ks {text_ks} lacks; the combined "
+                            f"model (both-k{k}) needs the text defense of the same K: add {k} to defend.text_ks")
 
 
 def image_size(model) -> int:

@@ -154,7 +154,7 @@ def _write_corpus(cfg: WorldConfig, people, named_codes, folder: Path, progress:
     order = rng_for(cfg.seed, Stream.SHUFFLE).permutation(len(items))
     width = max(6, len(str(len(items))))
     (folder / "images").mkdir(parents=True)
-    urls, texts = [], []
+    urls, texts, digests = [], [], []
     for row, idx in enumerate(tqdm(order, desc="world: corpus", unit="img", disable=not progress)):
         item = items[idx]
         if item.kind == "member":
@@ -172,13 +172,17 @@ def _write_corpus(cfg: WorldConfig, people, named_codes, folder: Path, progress:
             img = render_scene(colour, shape, pattern, rng_for(cfg.seed, Stream.SCENE_PHOTO, c, j),
                                cfg.image_size)
         rel = f"images/{row:0{width}d}.jpg"
-        (folder / rel).write_bytes(jpeg_bytes(img, cfg.jpeg_quality))
+        payload = jpeg_bytes(img, cfg.jpeg_quality)
+        (folder / rel).write_bytes(payload)
+        digests.append(hashlib.sha256(payload).hexdigest())
         urls.append(f"file:{rel}")
         texts.append(item.caption)
     n = len(items)
     table = pa.table({"URL": pa.array(urls, pa.string()), "TEXT": pa.array(texts, pa.string()),
                       "WIDTH": pa.array([cfg.image_size] * n, pa.int64()),
-                      "HEIGHT": pa.array([cfg.image_size] * n, pa.int64())})
+                      "HEIGHT": pa.array([cfg.image_size] * n, pa.int64()),
+                      # content of every photo: later stages depend on this file, not the folder
+                      "sha256": pa.array(digests, pa.string())})
     pq.write_table(table, folder / "laion.parquet")
     kinds = [it.kind for it in items]
     return {"pairs": n, "member_images": kinds.count("member"),
