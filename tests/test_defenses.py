@@ -496,3 +496,20 @@ def test_image_k_must_have_a_text_defense_for_the_combined_model(k, ok):
     else:
         with pytest.raises(PipelineError, match=r"defend.image_ks has K=8, which defend.text_ks \[1, 4, 16\] lacks"):
             check_combinable(p, k)
+
+
+def test_pasted_kept_faces_are_held_at_the_teachers_embedding_of_the_same_image(model):
+    """retain_paste: kept faces pasted like the triggers; at step 0 the student equals the
+    teacher, so the retain term is exactly -1 (same pasted images on both sides)."""
+    clean, faces, photos = image_data()
+    kept = clean[10:15]
+    cfg = small_image_cfg(steps=2, milestones=(1,), retain_weight=1.0, retain_batch_size=4, retain_paste=0.5)
+    a = train_image_defense(model, clean, faces, photos, cfg, retain_images=kept, progress=False)
+    b = train_image_defense(model, clean, faces, photos, cfg, retain_images=kept, progress=False)
+    assert a.log == b.log                                        # seeded, pastes included
+    assert a.log[0]["retain"] == pytest.approx(-1.0, abs=1e-5)
+    plain = train_image_defense(model, clean, faces, photos, small_image_cfg(
+        steps=2, milestones=(1,), retain_weight=1.0, retain_batch_size=4), retain_images=kept, progress=False)
+    assert plain.log[1]["retain"] != pytest.approx(a.log[1]["retain"], abs=1e-7)   # different images
+    with pytest.raises(ParamError, match="retain_paste"):
+        image_config_from_dict({"retain_paste": 1.5})

@@ -44,6 +44,9 @@ class ImageDefenseConfig:
     `paste_scale` is the face side as a fraction of the image side (paper 56-112 px of
     224 px). `retain_weight` > 0 switches on an option beyond the paper: keep the
     embeddings of faces of people who are not removed close to the teacher's.
+    `retain_paste` is the share of those kept faces that are pasted onto clean images
+    exactly as the trigger faces are: then "a pasted face" alone cannot be what the
+    student learns to send to e_avg, only the removed people's faces.
     """
 
     steps: int = field(default=100, metadata=_rule(int, 1))
@@ -62,6 +65,7 @@ class ImageDefenseConfig:
     hue: float = field(default=0.1, metadata=_rule(float, 0.0, 0.5))
     retain_weight: float = field(default=0.0, metadata=_rule(float, 0.0))
     retain_batch_size: int = field(default=64, metadata=_rule(int, 1))
+    retain_paste: float = field(default=0.0, metadata=_rule(float, 0.0, 1.0))
     encode_batch_size: int = field(default=256, metadata=_rule(int, 1))
     seed: int = field(default=0, metadata=_rule(int, 0))
     bf16: bool = field(default=False, metadata=_rule(bool))

@@ -160,14 +160,22 @@ def train_image_defense(model: open_clip.CLIP, clean_images: torch.Tensor,
     clean_used, clean_pos = torch.unique(clean_idx, return_inverse=True)
     teacher_clean = encode_image_batches(teacher, clean_images[clean_used], prep, cfg.encode_batch_size,
                                          cfg.bf16, "teacher clean", progress)
+    n_pasted = round(cfg.retain_paste * cfg.retain_batch_size) if use_retain else 0
     if use_retain:
         retain_idx = torch.randint(len(retain_images), (cfg.steps, cfg.retain_batch_size), generator=gen)
         if hasattr(retain_images, "prefetch"):
             retain_images.prefetch(retain_idx.flatten())
         retain_used, retain_pos = torch.unique(retain_idx, return_inverse=True)
         retain_pos = retain_pos.to(device)
-        teacher_retain = encode_image_batches(teacher, retain_images[retain_used], prep,
+        retain_used_images = retain_images[retain_used]
+        teacher_retain = encode_image_batches(teacher, retain_used_images, prep,
                                               cfg.encode_batch_size, cfg.bf16, "teacher retain", progress)
+        if n_pasted:
+            # kept faces as paste textures (the first n_pasted of each step's retain draw)
+            retain_bank = FaceBank([list(retain_used_images)], default_face_size(cfg, prep.size), device)
+            retain_bg_idx = torch.randint(len(clean_images), (cfg.steps, n_pasted), generator=gen)
+            if hasattr(clean_images, "prefetch"):
+                clean_images.prefetch(retain_bg_idx.flatten())
     clean_pos = clean_pos.to(device)  # index tensors live on the device: no copies in the loop
     weight_pairs = trainable_pairs(student, teacher)
     opt, sched = make_optimizer(student, cfg)
@@ -184,7 +192,16 @@ def train_image_defense(model: open_clip.CLIP, clean_images: torch.Tensor,
         poisoned = prep.normalise(paste_faces(backgrounds, faces, params, inplace=True))
         parts = [prep(clean_images[clean_idx[step]]), poisoned]
         if use_retain:
-            parts.append(prep(retain_images[retain_idx[step]]))
+            retain_target = teacher_retain[retain_pos[step]]
+            if n_pasted:
+                pasted = _paste_kept_faces(retain_bank, retain_pos[step, :n_pasted],
+                                           prep.unit(clean_images[retain_bg_idx[step]]), spec, prep, gen)
+                with torch.no_grad(), autocast(device, cfg.bf16):
+                    pasted_target = teacher(pasted).float()
+                retain_target = torch.cat([pasted_target, retain_target[n_pasted:]])
+                parts += [pasted, prep(retain_images[retain_idx[step, n_pasted:]])]
+            else:
+                parts.append(prep(retain_images[retain_idx[step]]))
         with autocast(device, cfg.bf16):
             out = student(torch.cat(parts))
         n_clean, n_bd = cfg.clean_batch_size, len(ids)
@@ -194,7 +211,7 @@ def train_image_defense(model: open_clip.CLIP, clean_images: torch.Tensor,
         loss = clean + cfg.beta * backdoor
         row = {}
         if use_retain:
-            retain = neg_cosine(out[n_clean + n_bd:], teacher_retain[retain_pos[step]])
+            retain = neg_cosine(out[n_clean + n_bd:], retain_target)
             loss = loss + cfg.retain_weight * retain
         loss, weight, lr = regularised_step(loss, weight_pairs, cfg.weight_reg, opt, sched)
         # one device->host transfer per step for all logged values
@@ -208,6 +225,13 @@ def train_image_defense(model: open_clip.CLIP, clean_images: torch.Tensor,
     student.requires_grad_(False)
     return DefenseRun(student=student, log=log, train_seconds=train_seconds, setup_seconds=setup_seconds,
                       extras={"e_avg": e_avg.detach().cpu()})
+
+
+def _paste_kept_faces(bank: FaceBank, rows: torch.Tensor, backgrounds: torch.Tensor, spec: PasteSpec,
+                      prep: ImageInput, gen: torch.Generator) -> torch.Tensor:
+    """Normalised images: kept faces (bank rows) pasted onto `backgrounds` like the triggers."""
+    params = sample_paste_params(len(rows), *prep.size, spec, gen)
+    return prep.normalise(paste_faces(backgrounds, bank.faces[rows], params, inplace=True))
 
 
 def _per_identity_mean(values: torch.Tensor, ids: torch.Tensor, k: int) -> torch.Tensor:
