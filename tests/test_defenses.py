@@ -513,3 +513,22 @@ def test_pasted_kept_faces_are_held_at_the_teachers_embedding_of_the_same_image(
     assert plain.log[1]["retain"] != pytest.approx(a.log[1]["retain"], abs=1e-7)   # different images
     with pytest.raises(ParamError, match="retain_paste"):
         image_config_from_dict({"retain_paste": 1.5})
+
+
+def test_whole_trigger_photos_as_poisoned_images(model):
+    """trigger_photo_share = 1: every poisoned image is a removed person's whole photo, so at
+    step 0 (student == teacher) the backdoor term is the hand-computed -cos to e_avg."""
+    clean, faces, photos = image_data()
+    g = torch.Generator().manual_seed(5)
+    whole = [[(torch.rand(3, 32, 32, generator=g) * 255).to(torch.uint8)] for _ in range(3)]
+    cfg = small_image_cfg(steps=2, milestones=(1,), trigger_photo_share=1.0, flip=0.0)
+    run = train_image_defense(model, clean, faces, photos, cfg, trigger_photos=whole, progress=False)
+    prep = ImageInput(model, torch.device("cpu"))
+    with torch.no_grad():
+        e_avg = model.visual(prep(photos)).mean(dim=0)
+        per_id = [-F.cosine_similarity(model.visual(prep(w[0][None])), e_avg[None]).item() for w in whole]
+    assert run.log[0]["backdoor"] == pytest.approx(sum(per_id) / 3, abs=1e-5)
+    again = train_image_defense(model, clean, faces, photos, cfg, trigger_photos=whole, progress=False)
+    assert again.log == run.log
+    with pytest.raises(PipelineError, match="trigger_photos"):
+        train_image_defense(model, clean, faces, photos, cfg, progress=False)

@@ -17,6 +17,7 @@ import http.server
 import io
 import json
 import os
+import re
 import shutil
 import socket
 import subprocess
@@ -650,7 +651,7 @@ def test_paper_profile_runs_end_to_end_on_real_formats(tmp_path, real_sources):
         "+defend.image_recipes.paper.encode_batch_size": 16,
         "evaluate.batch_size": 64, "evaluate.similarity_samples": 8,
     }
-    cmd = [sys.executable, "-m", "pipeline.profiles", "paper", "--run", "--", *set_args(test_sizes), "evaluate"]
+    cmd = [sys.executable, "-m", "pipeline.profiles", "paper", "--run", "--", *set_args(test_sizes), "report"]
     start = time.monotonic()
     try:
         out = subprocess.run(cmd, cwd=repo, env=env(), capture_output=True, text=True, timeout=900)
@@ -704,6 +705,10 @@ def check_paper_run(repo: Path, real_sources: dict, weights: Path) -> None:
         assert m["k"] == 1 and "imagenetv2" in m["zeroshot"], encoder
     d = json.loads((repo / "metrics/defend/image-k1.json").read_text())
     assert d["steps"] == 2 and d["config"]["paste_scale"] == [0.25, 0.5]
+    report = (repo / "reports/report.md").read_text()        # the report renders paper-mode outputs
+    assert "imagenetv2" in report and "Leslie Nielsen" not in report      # pseudonymised by default
+    for link in re.findall(r"\]\((figures/[^)]+\.png)\)", report):
+        assert (repo / "reports" / link).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n", link
     shown = subprocess.run([sys.executable, "-m", "dvc", "exp", "show", "--json"], cwd=repo, env=env(),
                            capture_output=True, text=True, timeout=120)
     assert shown.returncode == 0

@@ -47,6 +47,9 @@ class ImageDefenseConfig:
     `retain_paste` is the share of those kept faces that are pasted onto clean images
     exactly as the trigger faces are: then "a pasted face" alone cannot be what the
     student learns to send to e_avg, only the removed people's faces.
+    `trigger_photo_share` (beyond the paper too) is the share of the poisoned images that
+    are whole, uncropped photos of the removed people (the trigger half, never the attack's
+    photos, randomly flipped) instead of crops pasted onto clean images.
     """
 
     steps: int = field(default=100, metadata=_rule(int, 1))
@@ -66,6 +69,7 @@ class ImageDefenseConfig:
     retain_weight: float = field(default=0.0, metadata=_rule(float, 0.0))
     retain_batch_size: int = field(default=64, metadata=_rule(int, 1))
     retain_paste: float = field(default=0.0, metadata=_rule(float, 0.0, 1.0))
+    trigger_photo_share: float = field(default=0.0, metadata=_rule(float, 0.0, 1.0))
     encode_batch_size: int = field(default=256, metadata=_rule(int, 1))
     seed: int = field(default=0, metadata=_rule(int, 0))
     bf16: bool = field(default=False, metadata=_rule(bool))

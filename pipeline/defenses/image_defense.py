@@ -111,6 +111,20 @@ class FaceBank:
         return self.starts[identities] + offset
 
 
+class PhotoBank(FaceBank):
+    """Whole trigger photos per identity, float [P, 3, H, W] in [0, 1] at the model's input size."""
+
+    def __init__(self, photos_by_identity: Sequence[Sequence[torch.Tensor]], prep: "ImageInput"):
+        counts = [len(photos) for photos in photos_by_identity]
+        if not counts or min(counts) == 0:
+            raise PipelineError("image defense: trigger_photo_share > 0 needs at least one trigger photo "
+                                "of every removed identity")
+        self.faces = torch.cat([prep.unit(photo[None]) for photos in photos_by_identity for photo in photos])
+        self.counts = torch.tensor(counts)
+        self.starts = torch.cumsum(self.counts, 0) - self.counts
+        self.k = len(counts)
+
+
 def default_face_size(cfg: ImageDefenseConfig, image_size: tuple[int, int]) -> int:
     """Texture side of the prepared faces: the largest side a face can be pasted at."""
     return max(8, math.ceil(cfg.paste_scale[1] * min(image_size)))
@@ -121,6 +135,7 @@ def train_image_defense(model: open_clip.CLIP, clean_images: torch.Tensor,
                         trigger_faces: Sequence[Sequence[torch.Tensor]], face_photos: torch.Tensor,
                         cfg: ImageDefenseConfig = ImageDefenseConfig(),
                         retain_images: torch.Tensor | None = None,
+                        trigger_photos: Sequence[Sequence[torch.Tensor]] | None = None,
                         device: str | torch.device = "cpu", mean=None, std=None,
                         progress: bool = True) -> DefenseRun:
     """Train a student copy of `model.visual` whose output for the K identities' faces is e_avg.
@@ -129,7 +144,9 @@ def train_image_defense(model: open_clip.CLIP, clean_images: torch.Tensor,
     when they differ), or a lazy source such as models.shards.ShardImages (only the rows the
     run draws are decoded); trigger_faces[k]: uint8 face crops [3, h, w] of identity k (any
     size); face_photos: uint8 photos whose teacher mean embedding is the target;
-    retain_images: uint8 faces of people kept (used when cfg.retain_weight > 0).
+    retain_images: uint8 faces of people kept (used when cfg.retain_weight > 0);
+    trigger_photos[k]: uint8 whole photos [3, h, w] of identity k (used when
+    cfg.trigger_photo_share > 0; the trigger half, never the attack's photos).
     Returns a DefenseRun (student = the visual tower; extras["e_avg"] = target [D]).
     """
     require_clip(model)
@@ -150,6 +167,12 @@ def train_image_defense(model: open_clip.CLIP, clean_images: torch.Tensor,
     prep = ImageInput(model, device, mean, std)
     spec = PasteSpec.from_config(cfg)
     bank = FaceBank(trigger_faces, default_face_size(cfg, prep.size), device, progress)
+    photo_bank = None
+    if cfg.trigger_photo_share > 0:
+        if trigger_photos is None or len(trigger_photos) != bank.k:
+            raise PipelineError("image defense: trigger_photo_share > 0 needs trigger_photos, one list per "
+                                f"removed identity ({bank.k})")
+        photo_bank = PhotoBank(trigger_photos, prep)
     e_avg = mean_face_embedding(teacher, face_photos, prep, cfg.encode_batch_size, cfg.bf16, progress)
 
     # All index draws up front: the teacher then runs once per distinct image used.
@@ -186,10 +209,16 @@ def train_image_defense(model: open_clip.CLIP, clean_images: torch.Tensor,
     bar = tqdm(range(cfg.steps), desc="image defense", disable=not progress)
     for step in bar:
         ids = identity_split(cfg.backdoor_batch_size, bank.k, step)
-        faces = bank.faces[bank.pick(ids, gen).to(device)]
-        backgrounds = prep.unit(clean_images[bg_idx[step]])
-        params = sample_paste_params(len(ids), *prep.size, spec, gen)
-        poisoned = prep.normalise(paste_faces(backgrounds, faces, params, inplace=True))
+        n_photo = round(cfg.trigger_photo_share * len(ids)) if photo_bank is not None else 0
+        faces = bank.faces[bank.pick(ids[n_photo:], gen).to(device)]
+        backgrounds = prep.unit(clean_images[bg_idx[step, n_photo:]])
+        params = sample_paste_params(len(ids) - n_photo, *prep.size, spec, gen)
+        poisoned = paste_faces(backgrounds, faces, params, inplace=True)
+        if n_photo:
+            photos = photo_bank.faces[photo_bank.pick(ids[:n_photo], gen).to(device)]
+            flip = (torch.rand(n_photo, generator=gen) < spec.flip).to(device).view(-1, 1, 1, 1)
+            poisoned = torch.cat([torch.where(flip, photos.flip(-1), photos), poisoned])
+        poisoned = prep.normalise(poisoned)
         parts = [prep(clean_images[clean_idx[step]]), poisoned]
         if use_retain:
             retain_target = teacher_retain[retain_pos[step]]

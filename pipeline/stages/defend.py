@@ -77,10 +77,16 @@ def main() -> None:
                                 "the retain term needs faces of people who are kept")
         faces = pd.read_csv(SPLITS / "trigger_faces.csv")
         trigger = [read_many(faces.loc[faces["name"] == n, "path"], desc=f"faces of {n}") for n in names]
-        photos = FileImages(pd.read_parquet(FACESCRUB_INDEX)["image"], size)  # read batch by batch
+        index = pd.read_parquet(FACESCRUB_INDEX)
+        photos = FileImages(index["image"], size)  # read batch by batch
         retain_images = ShardImages(SHARDS, retain_keys) if cfg.retain_weight > 0 else None
+        trigger_photos = None
+        if cfg.trigger_photo_share > 0:  # the uncropped photos of the trigger half's faces
+            photo_of = dict(zip(index["face"], index["image"]))
+            trigger_photos = [read_many([photo_of[f] for f in faces.loc[faces["name"] == n, "path"]],
+                                        desc=f"photos of {n}") for n in names]
         run = train_image_defense(loaded.model, clean_images, trigger, photos, cfg,
-                                  retain_images=retain_images, device=device)
+                                  retain_images=retain_images, trigger_photos=trigger_photos, device=device)
         defended = build_defended_model(loaded.model, visual_student=run.student)
 
     name = run_name(args.encoder, args.k)
