@@ -1,0 +1,103 @@
+"""Try defense settings quickly: train in-process on the pipeline's current outputs and print
+the attack's numbers, without writing any DVC output.
+
+    python scripts/defense_trial.py K --image '{"beta": 1.5}' [--text '{"target": "human"}']
+
+Needs `dvc repro idia_before` first (base model, splits, attack before). --image / --text take
+JSON overrides of the image recipe in use (defend.image_recipes.<defend.image_recipe>) and of
+defend.text; give one or both ('{}' = the params as they are). With both, the combined model
+is attacked too. One JSON line per model: tpr_removed, wrongfully unlearned %, and the mean
+correct templates of the removed after. Settings that help become params and a
+`dvc exp run -S ...`; docs/defense_trials.csv records the ones measured.
+"""
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import re
+import time
+from pathlib import Path
+
+import pandas as pd
+import torch
+
+from pipeline.attack.run import load_embeddings, run_idia
+from pipeline.data.images import FileImages, read_many
+from pipeline.defenses.config import image_config_from_dict, text_config_from_dict
+from pipeline.defenses.image_defense import train_image_defense
+from pipeline.defenses.targets import removal_set
+from pipeline.defenses.text_defense import train_text_defense
+from pipeline.defenses.towers import build_defended_model
+from pipeline.evaluation.collateral import compare
+from pipeline.models.checkpoint import load_model
+from pipeline.models.device import resolve_device, select_attention_kernel
+from pipeline.models.shards import ShardImages
+from pipeline.params import load_params
+
+SPLITS, BEFORE, SHARDS = Path("data/splits"), Path("data/idia_before"), Path("data/laion/shards")
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("k", type=int)
+    ap.add_argument("--image", type=json.loads, help="JSON overrides of the image recipe")
+    ap.add_argument("--text", type=json.loads, help="JSON overrides of defend.text")
+    ap.add_argument("--device", default="auto")
+    args = ap.parse_args()
+    if args.image is None and args.text is None:
+        ap.error("give --image and/or --text")
+    p = load_params("defend")
+    device = resolve_device(args.device, "--device")
+    select_attention_kernel(device)
+    torch.set_num_threads(p.get("threads", 2))
+    names = removal_set(pd.read_csv(BEFORE / "identities.csv"), args.k, p["seed"])
+    loaded = load_model(Path("data/base_model"), device)
+    clean = pd.read_parquet(SPLITS / "clean_captions.parquet")
+    train = clean[clean["split"] == "train"]
+    identities, photos = pd.read_csv(SPLITS / "identities.csv"), pd.read_csv(SPLITS / "idia_photos.csv")
+    candidates, before = pd.read_csv(SPLITS / "candidates.csv"), pd.read_csv(BEFORE / "identities.csv")
+
+    def attack(model, tag, **reuse):
+        result = run_idia(dataclasses.replace(loaded, model=model.eval()), identities, photos, candidates,
+                          1, 256, device, **reuse)
+        _, m = compare(before, result.table, names)
+        print(json.dumps({"model": tag, "k": args.k, "tpr_removed": m["tpr_removed"],
+                          "wrongfully_unlearned_pct": round(m["wrongfully_unlearned_pct"], 1),
+                          "correct_templates_removed_after": m["correct_templates_removed_after"]}), flush=True)
+
+    visual = text = None
+    if args.image is not None:
+        recipe = p["image_recipe"]
+        cfg = image_config_from_dict({**p["image_recipes"][recipe], **args.image})
+        pattern = re.compile(p["retain_caption_pattern"])
+        retain_keys = [k for k, c in zip(train["key"], train["caption"]) if pattern.search(c)]
+        faces = pd.read_csv(SPLITS / "trigger_faces.csv")
+        index = pd.read_parquet("data/facescrub/index.parquet")
+        photo_of = dict(zip(index["face"], index["image"]))
+        by_name = [faces.loc[faces["name"] == n, "path"] for n in names]
+        t = time.perf_counter()
+        run = train_image_defense(
+            loaded.model, ShardImages(SHARDS, list(train["key"])), [read_many(f) for f in by_name],
+            FileImages(index["image"], loaded.model.visual.image_size[0]
+                       if isinstance(loaded.model.visual.image_size, (tuple, list)) else loaded.model.visual.image_size),
+            cfg, retain_images=ShardImages(SHARDS, retain_keys) if cfg.retain_weight > 0 else None,
+            trigger_photos=[read_many([photo_of[x] for x in f]) for f in by_name], device=device)
+        visual = run.student
+        print(f"image defense ({recipe} + {json.dumps(args.image)}): {time.perf_counter() - t:.0f} s", flush=True)
+        attack(build_defended_model(loaded.model, visual_student=visual), "image",
+               text_emb=load_embeddings(BEFORE / "text_embeddings.safetensors"))
+    if args.text is not None:
+        cfg = text_config_from_dict({**p["text"], **args.text})
+        t = time.perf_counter()
+        run = train_text_defense(loaded.model, loaded.tokenizer, list(train["caption"]), names, cfg, device)
+        text = run.student
+        print(f"text defense ({json.dumps(args.text)}): {time.perf_counter() - t:.0f} s", flush=True)
+        attack(build_defended_model(loaded.model, text_student=text), "text",
+               image_emb=load_embeddings(BEFORE / "image_embeddings.safetensors"))
+    if visual is not None and text is not None:
+        attack(build_defended_model(loaded.model, text_student=text, visual_student=visual), "both")
+
+
+if __name__ == "__main__":
+    main()
