@@ -423,6 +423,13 @@ class _Builder:
             "is pasted into a clean training image at a random size, position, rotation and colour "
             "jitter; the student encoder learns to map such images to the average face embedding. "
             f"These examples use {where} and the defense's own rendering code.")
+        share = float((cfg or {}).get("trigger_photo_share", 0.0) or 0.0)
+        if share > 0:
+            d.p(f"This run's recipe makes {share:.0%} of its poisoned images differently: whole, uncropped "
+                "photos of the removed people from the trigger half (never the photos the attack uses), "
+                "randomly flipped, instead of pasted crops. At the demo's 64 px a pasted crop looks unlike "
+                "the attack's photos, and the defense transferred poorly from it (see the settings tried "
+                "below).")
         ex = examples.poisoned_images(inp.root, names, cfg, opt.example_images, opt.seed, where)
         path = None
         if ex is not None:
