@@ -249,3 +249,14 @@ def test_stage_rejects_bad_params(tmp_path, monkeypatch):
     from pipeline.stages import report
     with pytest.raises(ParamError, match="report.pseudonymize"):
         report.main()
+
+
+def test_runs_the_params_no_longer_ask_for_are_left_out(tmp_path):
+    """DVC leaves the metrics of a K dropped from the sweep on disk; the report skips them."""
+    from pipeline.reports.inputs import load_inputs
+    make_fake_repo(tmp_path, encoders=("text", "image"), ks=(1, 4), text_regs=(0.01,))
+    everything = load_inputs(tmp_path)
+    assert {"text-k1", "text-k4", "image-k1", "image-k4"} <= {r.name for r in everything.runs}
+    current = load_inputs(tmp_path, runs={"text-k1", "text-k4", "image-k1"})
+    assert {r.name for r in current.runs} == {"text-k1", "text-k4", "image-k1"}
+    assert {t.name for t in current.trainings} <= {"text-k1", "text-k4", "image-k1"}

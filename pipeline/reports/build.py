@@ -33,6 +33,7 @@ class ReportOptions:
     seed: int = 0
     dpi: int = 110
     image_recipes: dict | None = None       # defend.image_recipes, to name the image recipes
+    runs: set[str] | None = None            # defenses the params ask for ("text-k4", ...); None = all found
     trials: Path | None = None              # CSV of defense settings tried during development
 
 
@@ -490,7 +491,7 @@ def build_report(root: Path | str, out_dir: Path | str, options: ReportOptions =
     """Render report.md, report.html and figures/*.png from the outputs under `root` into `out_dir`."""
     root, out_dir = Path(root), Path(out_dir)
     (out_dir / FIGURES).mkdir(parents=True, exist_ok=True)
-    inp = load_inputs(root, options.image_recipes)
+    inp = load_inputs(root, options.image_recipes, options.runs)
     anon = Pseudonymizer(sorted(inp.names), options.salt, options.pseudonymize)
     b = _Builder(inp, out_dir, options, anon)
     doc = b.build()

@@ -165,8 +165,12 @@ def _defense_of(root: Path, name: str, encoder: str, k: int, training: dict | No
     return defense
 
 
-def load_inputs(root: Path | str, recipes: dict | None = None) -> Inputs:
-    """Read every metric, plot table and run description below `root` (the repository)."""
+def load_inputs(root: Path | str, recipes: dict | None = None, runs: set[str] | None = None) -> Inputs:
+    """Read every metric, plot table and run description below `root` (the repository).
+
+    `runs` (names such as "text-k4") keeps only the defenses the params still ask for: DVC
+    never deletes the metrics file of a K dropped from the sweep, and the report must not
+    show it."""
     root = Path(root)
     inp = Inputs(root=root)
     m = root / "metrics"
@@ -180,6 +184,8 @@ def load_inputs(root: Path | str, recipes: dict | None = None) -> Inputs:
     inp.identities_before = _csv(root / "data/idia_before/identities.csv")
 
     for path in sorted((m / "defend").glob("*.json")):
+        if runs is not None and path.stem not in runs:
+            continue
         metrics = _json(path)
         ek = metrics and _encoder_and_k(path.stem, metrics)
         if not ek:
@@ -191,6 +197,8 @@ def load_inputs(root: Path | str, recipes: dict | None = None) -> Inputs:
     trainings = {t.name: t for t in inp.trainings}
 
     for path in sorted((m / "evaluate").glob("*.json")):
+        if runs is not None and path.stem not in runs:
+            continue
         metrics = _json(path)
         ek = metrics and _encoder_and_k(path.stem, metrics)
         if not ek:

@@ -31,9 +31,14 @@ def options_from_params():
     if not isinstance(p, dict):
         raise PipelineError("params.yaml: the 'report:' section must be a mapping of key: value")
     try:
-        recipes = load_params("defend").get("image_recipes")
+        defend = load_params("defend")
     except PipelineError:
-        recipes = None
+        defend = {}
+    recipes = defend.get("image_recipes")
+    runs = None
+    if isinstance(defend.get("text_ks"), list) and isinstance(defend.get("image_ks"), list):
+        runs = ({f"text-k{k}" for k in defend["text_ks"]}
+                | {f"{enc}-k{k}" for enc in ("image", "both") for k in defend["image_ks"]})
     return ReportOptions(
         pseudonymize=require(p, "report", "pseudonymize", bool),
         salt=str(require(p, "report", "salt", (str, int))),
@@ -42,6 +47,7 @@ def options_from_params():
         seed=require(p, "report", "seed", int, low=0),
         dpi=require(p, "report", "dpi", int, low=50, high=400),
         image_recipes=recipes if isinstance(recipes, dict) else None,
+        runs=runs,
         trials=Path(p["trials"]) if p.get("trials") else None,
     )
 
