@@ -415,27 +415,32 @@ def example_grid(images: np.ndarray, titles: Sequence[str], path: Path, dpi: int
 def trials_tradeoff(trials: pd.DataFrame, path: Path, dpi: int) -> Path | None:
     """Settings tried during development: TPR on the removed vs wrongfully unlearned %.
 
-    One panel per encoder, one marker per setting (legend below), K written inside the
-    marker-free legend of sizes, so no text sits on the data.
+    One row per encoder, one marker per setting with its legend to the right (a row grows
+    with its number of settings), so long setting names never cover the data or the axes.
     """
     if trials is None or trials.empty:
         return None
     encoders = [e for e in ENCODERS if e in set(trials["encoder"])]
-    fig, axes = _panels(len(encoders), width=5.2, height=4.2, sharey=True)
-    for ax, enc in zip(axes[0], encoders):
+    counts = [trials.loc[trials["encoder"] == e, "setting"].nunique() for e in encoders]
+    heights = [max(2.6, 0.24 * n + 0.8) for n in counts]
+    fig, axes = plt.subplots(len(encoders), 1, figsize=(12.5, sum(heights) + 0.3), squeeze=False,
+                             gridspec_kw={"height_ratios": heights}, layout="constrained")
+    for ax, enc in zip(axes[:, 0], encoders):
         mine = trials[trials["encoder"] == enc]
         for i, (setting, rows) in enumerate(mine.groupby("setting", sort=False)):
             rows = rows.sort_values("k")
+            color = plt.get_cmap("tab20")(i % 20)
             ax.plot(rows["wrongfully_unlearned_pct"], rows["tpr_removed"], STYLES[i % 4],
-                    color=plt.get_cmap("tab10")(i % 10), alpha=0.6, linewidth=1)
+                    color=color, alpha=0.6, linewidth=1)
             ax.scatter(rows["wrongfully_unlearned_pct"], rows["tpr_removed"],
                        s=[30 + 12 * np.log2(k) * 4 for k in rows["k"]], marker=MARKERS[i % 6],
-                       color=plt.get_cmap("tab10")(i % 10), edgecolor="black", linewidth=0.5,
+                       color=color, edgecolor="black", linewidth=0.5,
                        label=f"{setting} (K={', '.join(str(k) for k in rows['k'])})")
-        ax.set_title(_title(enc))
+        ax.set_title(_title(enc), loc="left")
         ax.set_xlabel("wrongfully unlearned [%]")
-        ax.set_ylabel("IDIA TPR on the removed identities")
+        ax.set_ylabel("IDIA TPR on\nthe removed")
         ax.set_ylim(-0.1, 1.1)
+        ax.set_xlim(left=min(-1.0, float(mine["wrongfully_unlearned_pct"].min()) - 1))
         ax.xaxis.set_major_formatter(PercentFormatter())
-        ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.2), frameon=False, fontsize=7)
+        ax.legend(loc="center left", bbox_to_anchor=(1.01, 0.5), frameon=False, fontsize=7)
     return _save(fig, path, dpi)
