@@ -260,3 +260,18 @@ def test_runs_the_params_no_longer_ask_for_are_left_out(tmp_path):
     current = load_inputs(tmp_path, runs={"text-k1", "text-k4", "image-k1"})
     assert {r.name for r in current.runs} == {"text-k1", "text-k4", "image-k1"}
     assert {t.name for t in current.trainings} <= {"text-k1", "text-k4", "image-k1"}
+
+
+@pytest.mark.parametrize("both_tpr, remarked", [(1.0, True), (0.0, False)])
+def test_report_says_when_the_combined_model_is_worse(tmp_path, both_tpr, remarked):
+    make_fake_repo(tmp_path, ks=(1,), text_regs=(0.01,))
+    for name, tpr in (("text-k1", 0.0), ("image-k1", 0.0), ("both-k1", both_tpr)):
+        path = tmp_path / "metrics/evaluate" / f"{name}.json"
+        metrics = json.loads(path.read_text())
+        metrics.update(tpr_removed=tpr, fnr_removed=1 - tpr)
+        path.write_text(json.dumps(metrics))
+    build_report(tmp_path, tmp_path / "reports", ReportOptions(example_images=0, example_captions=0, dpi=50))
+    md = (tmp_path / "reports/report.md").read_text()
+    assert ("combined model is identified more often" in md) == remarked
+    if remarked:
+        assert "K = 1: 1.00 against text 0.00 and image 0.00" in md

@@ -290,6 +290,7 @@ class _Builder:
                  "IDIA true-positive rate (filled) and false-negative rate (hollow) on the removed people "
                  "after the defense, against K, one panel per defended encoder.",
                  "No evaluated defense runs.")
+        self._combined_remark()
         d.h(2, "Utility: zero-shot accuracy")
         d.p("The same zero-shot benchmarks as for the base model (dashed line), now with the defended "
             "models. A line that stays on the dashed one means the defense costs no general utility.")
@@ -297,6 +298,27 @@ class _Builder:
                  "Zero-shot top-1 (left) and top-5 (right) accuracy per benchmark against K; colour = "
                  "defended encoder, dashed black = base model.",
                  "No zero-shot results of defended models.")
+
+    def _combined_remark(self) -> None:
+        """Say so when the combined model is found more often than the better single tower."""
+        tpr = {(r.encoder, r.k): r.evaluation.get("tpr_removed") for r in self.inp.runs}
+        worse = []
+        for (enc, k), both in sorted(tpr.items(), key=lambda item: item[0][1]):
+            singles = [tpr.get((e, k)) for e in ("text", "image")]
+            if enc != "both" or both is None or None in singles:
+                continue
+            if both > min(singles) + 1e-9:
+                worse.append(f"K = {k}: {_num(both)} against text {_num(singles[0])} and image {_num(singles[1])}")
+        if not worse:
+            return
+        target = next((r.defense["text"].get("target") for r in self.inp.runs
+                       if r.encoder == "both" and r.defense.get("text")), None)
+        self.doc.p("**The combined model is identified more often than the better single tower** ("
+                   + "; ".join(worse) + "). Each defense sends its trigger to a neutral target: the name to "
+                   f"the phrase \"{target or 'the text target'}\", the face to the average face. When the "
+                   "average face matches that phrase better than any other candidate name, the attack on "
+                   "the combined model lands on the removed name again. A text target that the average "
+                   "face does not match avoids this; the settings tried are in the table at the end.")
 
     # -- collateral / table
     def collateral(self) -> None:
