@@ -15,7 +15,6 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
-import re
 import time
 from pathlib import Path
 
@@ -23,7 +22,6 @@ import pandas as pd
 import torch
 
 from pipeline.attack.run import load_embeddings, run_idia
-from pipeline.data.images import FileImages, read_many
 from pipeline.defenses.config import image_config_from_dict, text_config_from_dict
 from pipeline.defenses.image_defense import train_image_defense
 from pipeline.defenses.targets import removal_set
@@ -32,10 +30,10 @@ from pipeline.defenses.towers import build_defended_model
 from pipeline.evaluation.collateral import compare
 from pipeline.models.checkpoint import load_model
 from pipeline.models.device import resolve_device, select_attention_kernel
-from pipeline.models.shards import ShardImages
 from pipeline.params import load_params
+from pipeline.stages.defend import image_defense_inputs, image_size
 
-SPLITS, BEFORE, SHARDS = Path("data/splits"), Path("data/idia_before"), Path("data/laion/shards")
+SPLITS, BEFORE = Path("data/splits"), Path("data/idia_before")
 
 
 def main() -> None:
@@ -70,19 +68,9 @@ def main() -> None:
     if args.image is not None:
         recipe = p["image_recipe"]
         cfg = image_config_from_dict({**p["image_recipes"][recipe], **args.image})
-        pattern = re.compile(p["retain_caption_pattern"])
-        retain_keys = [k for k, c in zip(train["key"], train["caption"]) if pattern.search(c)]
-        faces = pd.read_csv(SPLITS / "trigger_faces.csv")
-        index = pd.read_parquet("data/facescrub/index.parquet")
-        photo_of = dict(zip(index["face"], index["image"]))
-        by_name = [faces.loc[faces["name"] == n, "path"] for n in names]
+        inputs = image_defense_inputs(p, cfg, names, train, image_size(loaded.model))
         t = time.perf_counter()
-        run = train_image_defense(
-            loaded.model, ShardImages(SHARDS, list(train["key"])), [read_many(f) for f in by_name],
-            FileImages(index["image"], loaded.model.visual.image_size[0]
-                       if isinstance(loaded.model.visual.image_size, (tuple, list)) else loaded.model.visual.image_size),
-            cfg, retain_images=ShardImages(SHARDS, retain_keys) if cfg.retain_weight > 0 else None,
-            trigger_photos=[read_many([photo_of[x] for x in f]) for f in by_name], device=device)
+        run = train_image_defense(loaded.model, cfg=cfg, device=device, **inputs)
         visual = run.student
         print(f"image defense ({recipe} + {json.dumps(args.image)}): {time.perf_counter() - t:.0f} s", flush=True)
         attack(build_defended_model(loaded.model, visual_student=visual), "image",

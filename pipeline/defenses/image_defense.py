@@ -91,18 +91,23 @@ def identity_split(batch: int, k: int, step: int) -> torch.Tensor:
 class FaceBank:
     """All trigger faces as RGBA squares on the device, with the identity each belongs to."""
 
+    item = "trigger face"
+
     def __init__(self, faces_by_identity: Sequence[Sequence[torch.Tensor]], face_size: int,
                  device: torch.device, progress: bool = False):
         if not faces_by_identity:
             raise PipelineError("image defense: no identities to remove were given")
         counts = [len(faces) for faces in faces_by_identity]
         if min(counts) == 0:
-            raise PipelineError(f"image defense: identity {counts.index(0)} has no trigger face")
-        flat = [f for faces in faces_by_identity for f in faces]
-        self.faces = prepare_faces(flat, face_size, progress).to(device)
+            raise PipelineError(f"image defense: identity {counts.index(0)} has no {self.item}")
+        self.faces = self._prepare([f for faces in faces_by_identity for f in faces], face_size, progress).to(device)
         self.counts = torch.tensor(counts)
         self.starts = torch.cumsum(self.counts, 0) - self.counts
         self.k = len(counts)
+
+    @staticmethod
+    def _prepare(flat: list[torch.Tensor], face_size: int, progress: bool) -> torch.Tensor:
+        return prepare_faces(flat, face_size, progress)
 
     def pick(self, identities: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
         """Indices of one random face for each entry of `identities`."""
@@ -114,15 +119,14 @@ class FaceBank:
 class PhotoBank(FaceBank):
     """Whole trigger photos per identity, float [P, 3, H, W] in [0, 1] at the model's input size."""
 
+    item = "trigger photo"
+
     def __init__(self, photos_by_identity: Sequence[Sequence[torch.Tensor]], prep: "ImageInput"):
-        counts = [len(photos) for photos in photos_by_identity]
-        if not counts or min(counts) == 0:
-            raise PipelineError("image defense: trigger_photo_share > 0 needs at least one trigger photo "
-                                "of every removed identity")
-        self.faces = torch.cat([prep.unit(photo[None]) for photos in photos_by_identity for photo in photos])
-        self.counts = torch.tensor(counts)
-        self.starts = torch.cumsum(self.counts, 0) - self.counts
-        self.k = len(counts)
+        self._unit = prep.unit
+        super().__init__(photos_by_identity, 0, prep.device)
+
+    def _prepare(self, flat: list[torch.Tensor], face_size: int, progress: bool) -> torch.Tensor:
+        return torch.cat([self._unit(photo[None]) for photo in flat])
 
 
 def default_face_size(cfg: ImageDefenseConfig, image_size: tuple[int, int]) -> int:
@@ -195,7 +199,7 @@ def train_image_defense(model: open_clip.CLIP, clean_images: torch.Tensor,
                                               cfg.encode_batch_size, cfg.bf16, "teacher retain", progress)
         if n_pasted:
             # kept faces as paste textures (the first n_pasted of each step's retain draw)
-            retain_bank = FaceBank([list(retain_used_images)], default_face_size(cfg, prep.size), device)
+            retain_faces = prepare_faces(list(retain_used_images), default_face_size(cfg, prep.size)).to(device)
             retain_bg_idx = torch.randint(len(clean_images), (cfg.steps, n_pasted), generator=gen)
             if hasattr(clean_images, "prefetch"):
                 clean_images.prefetch(retain_bg_idx.flatten())
@@ -223,7 +227,7 @@ def train_image_defense(model: open_clip.CLIP, clean_images: torch.Tensor,
         if use_retain:
             retain_target = teacher_retain[retain_pos[step]]
             if n_pasted:
-                pasted = _paste_kept_faces(retain_bank, retain_pos[step, :n_pasted],
+                pasted = _paste_kept_faces(retain_faces[retain_pos[step, :n_pasted]],
                                            prep.unit(clean_images[retain_bg_idx[step]]), spec, prep, gen)
                 with torch.no_grad(), autocast(device, cfg.bf16):
                     pasted_target = teacher(pasted).float()
@@ -256,11 +260,11 @@ def train_image_defense(model: open_clip.CLIP, clean_images: torch.Tensor,
                       extras={"e_avg": e_avg.detach().cpu()})
 
 
-def _paste_kept_faces(bank: FaceBank, rows: torch.Tensor, backgrounds: torch.Tensor, spec: PasteSpec,
+def _paste_kept_faces(faces: torch.Tensor, backgrounds: torch.Tensor, spec: PasteSpec,
                       prep: ImageInput, gen: torch.Generator) -> torch.Tensor:
-    """Normalised images: kept faces (bank rows) pasted onto `backgrounds` like the triggers."""
-    params = sample_paste_params(len(rows), *prep.size, spec, gen)
-    return prep.normalise(paste_faces(backgrounds, bank.faces[rows], params, inplace=True))
+    """Normalised images: kept faces (RGBA textures) pasted onto `backgrounds` like the triggers."""
+    params = sample_paste_params(len(faces), *prep.size, spec, gen)
+    return prep.normalise(paste_faces(backgrounds, faces, params, inplace=True))
 
 
 def _per_identity_mean(values: torch.Tensor, ids: torch.Tensor, k: int) -> torch.Tensor:

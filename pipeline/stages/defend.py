@@ -67,26 +67,8 @@ def main() -> None:
         check_combinable(p, args.k)
         recipe = require(p, "defend", "image_recipe", str, choices=sorted(p.get("image_recipes") or {}))
         cfg = image_config_from_dict(p["image_recipes"][recipe])
-        size = image_size(loaded.model)
-        # lazily decoded: only the images the run draws are read (the corpus may be 635k images)
-        clean_images = ShardImages(SHARDS, list(train["key"]))
-        pattern = re.compile(require(p, "defend", "retain_caption_pattern", str))
-        retain_keys = [k for k, c in zip(train["key"], train["caption"]) if pattern.search(c)]
-        if cfg.retain_weight > 0 and not retain_keys:
-            raise PipelineError("defend.retain_caption_pattern matches no clean caption; "
-                                "the retain term needs faces of people who are kept")
-        faces = pd.read_csv(SPLITS / "trigger_faces.csv")
-        trigger = [read_many(faces.loc[faces["name"] == n, "path"], desc=f"faces of {n}") for n in names]
-        index = pd.read_parquet(FACESCRUB_INDEX)
-        photos = FileImages(index["image"], size)  # read batch by batch
-        retain_images = ShardImages(SHARDS, retain_keys) if cfg.retain_weight > 0 else None
-        trigger_photos = None
-        if cfg.trigger_photo_share > 0:  # the uncropped photos of the trigger half's faces
-            photo_of = dict(zip(index["face"], index["image"]))
-            trigger_photos = [read_many([photo_of[f] for f in faces.loc[faces["name"] == n, "path"]],
-                                        desc=f"photos of {n}") for n in names]
-        run = train_image_defense(loaded.model, clean_images, trigger, photos, cfg,
-                                  retain_images=retain_images, trigger_photos=trigger_photos, device=device)
+        inputs = image_defense_inputs(p, cfg, names, train, image_size(loaded.model))
+        run = train_image_defense(loaded.model, cfg=cfg, device=device, **inputs)
         defended = build_defended_model(loaded.model, visual_student=run.student)
 
     name = run_name(args.encoder, args.k)
@@ -109,6 +91,32 @@ def main() -> None:
     })
     print(f"defend {name}: removed {len(names)} identities in {run.train_seconds:.0f} s "
           f"({run.seconds_per_step:.2f} s/step)")
+
+
+def image_defense_inputs(p: dict, cfg, names: list[str], train: pd.DataFrame, size: int) -> dict:
+    """The image defense's data for removing `names` (keyword arguments of train_image_defense).
+
+    train: the clean pool's training rows (key, caption); size: the model's input side."""
+    # lazily decoded: only the images the run draws are read (the corpus may be 635k images)
+    clean_images = ShardImages(SHARDS, list(train["key"]))
+    pattern = re.compile(require(p, "defend", "retain_caption_pattern", str))
+    retain_keys = [k for k, c in zip(train["key"], train["caption"]) if pattern.search(c)]
+    if cfg.retain_weight > 0 and not retain_keys:
+        raise PipelineError("defend.retain_caption_pattern matches no clean caption; "
+                            "the retain term needs faces of people who are kept")
+    faces = pd.read_csv(SPLITS / "trigger_faces.csv")
+    face_paths = [list(faces.loc[faces["name"] == n, "path"]) for n in names]
+    index = pd.read_parquet(FACESCRUB_INDEX)
+    trigger_photos = None
+    if cfg.trigger_photo_share > 0:  # the uncropped photos of the trigger half's faces
+        photo_of = dict(zip(index["face"], index["image"]))
+        trigger_photos = [read_many([photo_of[f] for f in paths], desc=f"photos of {n}")
+                          for n, paths in zip(names, face_paths)]
+    return {"clean_images": clean_images,
+            "trigger_faces": [read_many(paths, desc=f"faces of {n}") for n, paths in zip(names, face_paths)],
+            "face_photos": FileImages(index["image"], size),  # read batch by batch
+            "retain_images": ShardImages(SHARDS, retain_keys) if cfg.retain_weight > 0 else None,
+            "trigger_photos": trigger_photos}
 
 
 def check_combinable(p: dict, k: int) -> None:
