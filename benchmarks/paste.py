@@ -6,7 +6,10 @@ plus how far the two results are apart (they differ only by interpolation detail
 The PIL side starts from already-decoded PIL images, which favours it.
 
     python benchmarks/paste.py [--batch 128] [--sizes 64 224] [--scale 0.25 0.5]
-                               [--repeats 3] [--threads 1] [--device cpu]
+                               [--repeats 3] [--threads 1 2] [--device cpu]
+
+One block of rows per thread count: the tensor side uses that many torch threads, the PIL
+loop is single-threaded whatever the setting (the defense stage runs with defend.threads).
 
 --device cuda runs the tensor side on the GPU (the PIL loop always runs on the CPU).
 """
@@ -27,7 +30,7 @@ STD = torch.tensor((0.26862954, 0.26130258, 0.27577711)).view(1, 3, 1, 1)
 
 def batched(backgrounds: torch.Tensor, faces: torch.Tensor, params) -> torch.Tensor:
     out = paste_faces(backgrounds.float().mul_(1 / 255), faces, params, inplace=True)
-    out = (out - MEAN.to(out.device)) / STD.to(out.device)
+    out = out.sub_(MEAN.to(out.device)).div_(STD.to(out.device))   # in place, as the defense does
     if out.is_cuda:
         torch.cuda.synchronize()
     return out
@@ -94,15 +97,17 @@ def main() -> None:
     ap.add_argument("--sizes", type=int, nargs="+", default=[64, 224])
     ap.add_argument("--scale", type=float, nargs=2, default=[0.25, 0.5], help="face side / image side")
     ap.add_argument("--repeats", type=int, default=3)
-    ap.add_argument("--threads", type=int, default=1, help="torch CPU threads (PIL is single-threaded)")
+    ap.add_argument("--threads", type=int, nargs="+", default=[1, 2],
+                    help="torch CPU thread counts to measure (PIL is single-threaded)")
     ap.add_argument("--device", default="cpu")
     ap.add_argument("--seed", type=int, default=0)
     args = ap.parse_args()
-    torch.set_num_threads(args.threads)
     device = torch.device(args.device)
-    print(f"tensor side on {device}, torch threads {torch.get_num_threads()}, best of {args.repeats}")
-    for size in args.sizes:
-        run(size, args.batch, tuple(args.scale), args.repeats, args.seed, device)
+    for threads in args.threads:
+        torch.set_num_threads(threads)
+        print(f"tensor side on {device}, torch threads {torch.get_num_threads()}, best of {args.repeats}")
+        for size in args.sizes:
+            run(size, args.batch, tuple(args.scale), args.repeats, args.seed, device)
 
 
 if __name__ == "__main__":

@@ -2,6 +2,7 @@
 the attack's numbers, without writing any DVC output.
 
     python scripts/defense_trial.py K --image '{"beta": 1.5}' [--text '{"target": "human"}']
+    python scripts/defense_trial.py K --image-from data/defended/image-kK --text '{"target": "human"}'
 
 Needs `dvc repro idia_before` first (base model, splits, attack before). --image / --text take
 JSON overrides of the image recipe in use (defend.image_recipes.<defend.image_recipe>) and of
@@ -41,10 +42,14 @@ def main() -> None:
     ap.add_argument("k", type=int)
     ap.add_argument("--image", type=json.loads, help="JSON overrides of the image recipe")
     ap.add_argument("--text", type=json.loads, help="JSON overrides of defend.text")
+    ap.add_argument("--image-from", type=Path,
+                    help="take the image tower of this defended model (data/defended/image-kK) instead of training one")
     ap.add_argument("--device", default="auto")
     args = ap.parse_args()
     if args.image is None and args.text is None:
         ap.error("give --image and/or --text")
+    if args.image_from is not None and (args.image is not None or args.image_from.name != f"image-k{args.k}"):
+        ap.error(f"--image-from {args.image_from}: give it alone (no --image) and for the same K (image-k{args.k})")
     p = load_params("defend")
     device = resolve_device(args.device, "--device")
     select_attention_kernel(device)
@@ -75,6 +80,8 @@ def main() -> None:
         print(f"image defense ({recipe} + {json.dumps(args.image)}): {time.perf_counter() - t:.0f} s", flush=True)
         attack(build_defended_model(loaded.model, visual_student=visual), "image",
                text_emb=load_embeddings(BEFORE / "text_embeddings.safetensors"))
+    if args.image_from is not None:
+        visual = load_model(args.image_from, device).model.visual
     if args.text is not None:
         cfg = text_config_from_dict({**p["text"], **args.text})
         t = time.perf_counter()

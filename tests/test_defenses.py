@@ -8,6 +8,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 import torchvision.transforms.functional as TF
+from open_clip.constants import OPENAI_DATASET_MEAN, OPENAI_DATASET_STD
 from open_clip.tokenizer import SimpleTokenizer
 
 from pipeline.defenses.config import (ImageDefenseConfig, TextDefenseConfig, config_to_dict,
@@ -532,3 +533,16 @@ def test_whole_trigger_photos_as_poisoned_images(model):
     assert again.log == run.log
     with pytest.raises(PipelineError, match="trigger_photos"):
         train_image_defense(model, clean, faces, photos, cfg, progress=False)
+
+
+def test_image_input_normalises_like_open_clip_and_keeps_its_input(model):
+    prep = ImageInput(model, torch.device("cpu"))
+    size = prep.size[0]
+    images = torch.randint(0, 256, (3, 3, size, size), generator=torch.Generator().manual_seed(1),
+                           dtype=torch.int64).to(torch.uint8)
+    kept = images.clone()
+    mean = torch.tensor(OPENAI_DATASET_MEAN).view(1, 3, 1, 1)
+    std = torch.tensor(OPENAI_DATASET_STD).view(1, 3, 1, 1)
+    expected = (images.float() / 255 - mean) / std
+    assert torch.allclose(prep(images), expected, atol=1e-6)
+    assert torch.equal(images, kept)   # normalised in place, but never the caller's tensor

@@ -51,11 +51,13 @@ class ImageInput:
                               align_corners=False).clamp_(0, 1)
         return x
 
-    def normalise(self, unit_images: torch.Tensor) -> torch.Tensor:
-        return (unit_images - self.mean) / self.std
+    def normalise_(self, unit_images: torch.Tensor) -> torch.Tensor:
+        """Normalise in place (same arithmetic as (x - mean) / std). In place because at
+        224 px a fresh [128, 3, 224, 224] tensor costs more in page faults than the maths."""
+        return unit_images.sub_(self.mean).div_(self.std)
 
     def __call__(self, images: torch.Tensor) -> torch.Tensor:
-        return self.normalise(self.unit(images))
+        return self.normalise_(self.unit(images))
 
 
 @torch.no_grad()
@@ -222,7 +224,7 @@ def train_image_defense(model: open_clip.CLIP, clean_images: torch.Tensor,
             photos = photo_bank.faces[photo_bank.pick(ids[:n_photo], gen).to(device)]
             flip = (torch.rand(n_photo, generator=gen) < spec.flip).to(device).view(-1, 1, 1, 1)
             poisoned = torch.cat([torch.where(flip, photos.flip(-1), photos), poisoned])
-        poisoned = prep.normalise(poisoned)
+        poisoned = prep.normalise_(poisoned)
         parts = [prep(clean_images[clean_idx[step]]), poisoned]
         if use_retain:
             retain_target = teacher_retain[retain_pos[step]]
@@ -264,7 +266,7 @@ def _paste_kept_faces(faces: torch.Tensor, backgrounds: torch.Tensor, spec: Past
                       prep: ImageInput, gen: torch.Generator) -> torch.Tensor:
     """Normalised images: kept faces (RGBA textures) pasted onto `backgrounds` like the triggers."""
     params = sample_paste_params(len(faces), *prep.size, spec, gen)
-    return prep.normalise(paste_faces(backgrounds, faces, params, inplace=True))
+    return prep.normalise_(paste_faces(backgrounds, faces, params, inplace=True))
 
 
 def _per_identity_mean(values: torch.Tensor, ids: torch.Tensor, k: int) -> torch.Tensor:
