@@ -1,6 +1,6 @@
 """Profiles: named sets of params overrides (profiles/<name>.yaml), applied as DVC experiments.
 
-    python -m pipeline.profiles paper                   # print the -S arguments, for $(...)
+    python -m pipeline.profiles paper                   # print the -S arguments, shell-quoted, for eval
     python -m pipeline.profiles paper --run [-- ARGS]   # dvc exp run with them (+ ARGS: --queue, -S k=v, ...)
     python -m pipeline.profiles paper --sweep --seeds 0 1 2
                                                         # queue seeds x {paper lambda, lambda = 0}
@@ -14,14 +14,16 @@ every changed param shows up in `dvc exp show`. DVC refuses keys that params.yam
 `--check` (also run before every other action) says which one, so a typo can never silently
 do nothing. `--run` first checks, in seconds and without touching params.yaml, that the paper's
 local inputs exist and its download hosts answer (`--no-preflight` skips that; queued runs
-are checked when they run). Values print in Hydra's syntax with strings single-quoted: the quotes are meant
-for Hydra, and survive `$(...)` because the shell does not remove quotes from a
-substitution's output.
+are checked when they run). Values print in Hydra's syntax with strings single-quoted (for
+Hydra), and each argument is shell-quoted around that, so `eval "dvc exp run $(python -m
+pipeline.profiles paper)"` hands dvc exactly the arguments `--run` would, values with spaces
+(the paper's text target "a person") included.
 """
 from __future__ import annotations
 
 import argparse
 import re
+import shlex
 import subprocess
 import sys
 from pathlib import Path
@@ -122,13 +124,21 @@ def set_args(overrides: dict[str, Any]) -> list[str]:
 
 
 def printable(overrides: dict[str, Any]) -> str:
-    """The -S arguments on one line, for `dvc exp run $(python -m pipeline.profiles NAME)`."""
-    words = set_args(overrides)
-    bad = [w for w in words[1::2] if re.search(r"\s", w)]
-    if bad:
-        raise PipelineError(f"{bad[0]!r} contains whitespace, which $(...) would split; "
-                            "use `python -m pipeline.profiles NAME --run` instead")
-    return " ".join(words)
+    """The -S arguments on one line, shell-quoted, for `eval "dvc exp run $(python -m pipeline.profiles NAME)"`.
+
+    Plain $(...) would split a value such as 'a person' at its space; eval re-reads the quotes.
+    """
+    return " ".join(shell_word(w) for w in set_args(overrides))
+
+
+def shell_word(word: str) -> str:
+    """`word` as the shell reads it back under eval: bare when it is safe (no glob, no space),
+    else in double quotes (readable around Hydra's single quotes), else shlex-quoted."""
+    if re.fullmatch(r"[\w.=,:/+@%-]+", word):
+        return word
+    if not re.search(r'["$`\\!]', word):
+        return f'"{word}"'
+    return shlex.quote(word)
 
 
 def user_overrides(extra: list[str]) -> list[str]:

@@ -25,7 +25,7 @@ import torch
 from pipeline.attack.run import load_embeddings, run_idia
 from pipeline.defenses.config import image_config_from_dict, text_config_from_dict
 from pipeline.defenses.image_defense import train_image_defense
-from pipeline.defenses.targets import removal_set
+from pipeline.defenses.targets import check_text_target, removal_set
 from pipeline.defenses.text_defense import train_text_defense
 from pipeline.defenses.towers import build_defended_model
 from pipeline.evaluation.collateral import compare
@@ -84,6 +84,7 @@ def main() -> None:
         visual = load_model(args.image_from, device).model.visual
     if args.text is not None:
         cfg = text_config_from_dict({**p["text"], **args.text})
+        check_text_target(cfg.target, list(candidates["name"]))
         t = time.perf_counter()
         run = train_text_defense(loaded.model, loaded.tokenizer, list(train["caption"]), names, cfg, device)
         text = run.student

@@ -18,6 +18,7 @@ import io
 import json
 import os
 import re
+import shlex
 import shutil
 import socket
 import subprocess
@@ -282,14 +283,21 @@ def test_dvc_parses_the_emitted_overrides_into_the_profile_values(tmp_path):
     assert "# demo = render the synthetic world" in copy.read_text()   # comments survive
 
 
-def test_printed_arguments_survive_command_substitution():
-    line = printable(overrides_for("paper", REPO / "params.yaml", REPO / "profiles"))
-    words = line.split()   # what $(...) hands to dvc: split on whitespace, quotes kept
+def test_printed_arguments_survive_eval():
+    overrides = overrides_for("paper", REPO / "params.yaml", REPO / "profiles")
+    line = printable(overrides)
+    words = shlex.split(line)   # what eval "dvc exp run $(...)" hands to dvc
+    assert words == set_args(overrides)
     assert words[0::2] == ["-S"] * (len(words) // 2)
-    assert "defend.text_ks=[1,2,4,8,16,32,64]" in words and "defend.image_ks=[1,2,4,8,16,32,64]" in words and "base_model.pretrained='laion400m_e32'" in words
+    assert "defend.text_ks=[1,2,4,8,16,32,64]" in words and "base_model.pretrained='laion400m_e32'" in words
+    assert "defend.text.target='a person'" in words   # a value with a space stays one argument
     assert hydra_value("it's") == "'it\\'s'" and hydra_value([0.25, 0.5]) == "[0.25,0.5]"
-    with pytest.raises(PipelineError, match="whitespace"):
-        printable({"defend.text.target": "a person"})
+    nasty = {"a.b": "it's $HOME `x` \\ \"q\"", "c.d": "*"}
+    assert shlex.split(printable(nasty)) == set_args(nasty)
+    # exactly the documented use: the line comes out of $(...) inside eval's double quotes
+    out = subprocess.run(["bash", "-c", 'eval "printf \'%s\\n\' $(cat)"'], input=printable(nasty),
+                         capture_output=True, text=True, check=True).stdout.splitlines()
+    assert out == set_args(nasty)   # no expansion of $, `, * under a real shell's eval
 
 
 def test_user_settings_win_and_sweeps_cover_seeds_and_lambda_zero():

@@ -2,7 +2,7 @@
 import pandas as pd
 import pytest
 
-from pipeline.defenses.targets import removal_order, removal_set
+from pipeline.defenses.targets import check_text_target, removal_order, removal_set
 from pipeline.errors import PipelineError
 
 TABLE = pd.DataFrame({
@@ -28,3 +28,13 @@ def test_order_is_seeded_and_independent_of_row_order():
 def test_k_larger_than_the_pool_names_both_numbers():
     with pytest.raises(PipelineError, match="K = 8 .* only 7 members"):
         removal_set(TABLE, 8, 0)
+
+
+def test_text_target_sharing_a_word_with_a_candidate_is_refused():
+    candidates = ["John Holmes", "Ada Quill"]
+    check_text_target("a person", candidates)
+    check_text_target("Ella Anderson", candidates)
+    with pytest.raises(PipelineError, match=r"'John Doe' shares the word 'john' with .*'John Holmes'"):
+        check_text_target("John Doe", candidates)
+    with pytest.raises(PipelineError, match="quill"):
+        check_text_target("a QUILL", candidates)   # case does not matter

@@ -26,3 +26,18 @@ def removal_set(idia_table: pd.DataFrame, k: int, seed: int) -> list[str]:
         raise PipelineError(f"defend: K = {k} identities to remove, but the attack identified only "
                             f"{len(order)} members before the defense; allowed: 1 <= K <= {len(order)}")
     return order[:k]
+
+
+def check_text_target(target: str, names: list[str], where: str = "defend.text.target") -> None:
+    """A text target must not share a word with any name the attack asks about.
+
+    A placeholder name such as "Ella Anderson" is a good neutral target only while no
+    candidate is called Anderson: otherwise the removed names are mapped onto part of a
+    real person's name, and the attack links them to that person's face.
+    """
+    words = {w.casefold() for w in target.split()}
+    for name in names:
+        shared = sorted(words & {w.casefold() for w in str(name).split()})
+        if shared:
+            raise PipelineError(f"{where} {target!r} shares the word {shared[0]!r} with the attack's "
+                                f"candidate name {name!r}; pick a target none of the candidate names contains")

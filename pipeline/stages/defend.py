@@ -20,7 +20,7 @@ from pipeline.atomic import atomic_dir, atomic_file, write_json
 from pipeline.data.images import FileImages, read_many
 from pipeline.defenses.config import config_to_dict, image_config_from_dict, text_config_from_dict
 from pipeline.defenses.image_defense import train_image_defense
-from pipeline.defenses.targets import removal_set
+from pipeline.defenses.targets import check_text_target, removal_set
 from pipeline.defenses.text_defense import train_text_defense
 from pipeline.defenses.towers import build_defended_model
 from pipeline.errors import PipelineError
@@ -60,6 +60,7 @@ def main() -> None:
 
     if args.encoder == "text":
         cfg = text_config_from_dict(p.get("text"))
+        check_text_target(cfg.target, list(pd.read_csv(SPLITS / "candidates.csv")["name"]))
         run = train_text_defense(loaded.model, loaded.tokenizer, list(train["caption"]), names,
                                  cfg, device)
         defended = build_defended_model(loaded.model, text_student=run.student)
