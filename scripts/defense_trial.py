@@ -33,6 +33,7 @@ from pipeline.models.checkpoint import load_model
 from pipeline.models.device import resolve_device, select_attention_kernel
 from pipeline.params import load_params
 from pipeline.stages.defend import image_defense_inputs, image_size
+from pipeline.stages.evaluate import zeroshot_against_base
 
 SPLITS, BEFORE = Path("data/splits"), Path("data/idia_before")
 
@@ -44,6 +45,8 @@ def main() -> None:
     ap.add_argument("--text", type=json.loads, help="JSON overrides of defend.text")
     ap.add_argument("--image-from", type=Path,
                     help="take the image tower of this defended model (data/defended/image-kK) instead of training one")
+    ap.add_argument("--zeroshot", action="store_true",
+                    help="also the zero-shot top-1 change on each benchmark, in points (about 10 s a model)")
     ap.add_argument("--device", default="auto")
     args = ap.parse_args()
     if args.image is None and args.text is None:
@@ -62,12 +65,16 @@ def main() -> None:
     candidates, before = pd.read_csv(SPLITS / "candidates.csv"), pd.read_csv(BEFORE / "identities.csv")
 
     def attack(model, tag, **reuse):
-        result = run_idia(dataclasses.replace(loaded, model=model.eval()), identities, photos, candidates,
-                          1, 256, device, **reuse)
+        defended = dataclasses.replace(loaded, model=model.eval())
+        result = run_idia(defended, identities, photos, candidates, 1, 256, device, **reuse)
         _, m = compare(before, result.table, names)
-        print(json.dumps({"model": tag, "k": args.k, "tpr_removed": m["tpr_removed"],
-                          "wrongfully_unlearned_pct": round(m["wrongfully_unlearned_pct"], 1),
-                          "correct_templates_removed_after": m["correct_templates_removed_after"]}), flush=True)
+        row = {"model": tag, "k": args.k, "tpr_removed": m["tpr_removed"],
+               "wrongfully_unlearned_pct": round(m["wrongfully_unlearned_pct"], 1),
+               "correct_templates_removed_after": m["correct_templates_removed_after"]}
+        if args.zeroshot:
+            zs = zeroshot_against_base(defended, "image_emb" not in reuse, 256, device)
+            row["zeroshot_top1_change_points"] = {b: round(100 * v["top1_change"], 2) for b, v in zs.items()}
+        print(json.dumps(row), flush=True)
 
     visual = text = None
     if args.image is not None:

@@ -71,18 +71,7 @@ def main() -> None:
     table, metrics = compare(pd.read_csv(BEFORE / "identities.csv"), after.table, removed)
     metrics["encoder"] = args.encoder
 
-    base_zs = json.loads(Path("metrics/utility_before.json").read_text())
-    benches = json.loads((UTILITY / "benchmarks.json").read_text())
-    settings = UTILITY / "zeroshot.json"
-    max_templates = json.loads(settings.read_text())["max_templates"] if settings.is_file() else 0
-    metrics["zeroshot"] = {}
-    for bench_name, folder in sorted(benches.items()):
-        bench = load_benchmark(folder, max_templates)
-        reuse = None if image_trained else load_embeddings(UTILITY / f"{bench_name}_images.safetensors")
-        acc, _ = zero_shot(defended, bench, batch, device, image_emb=reuse, bf16=bf16, workers=workers)
-        metrics["zeroshot"][bench_name] = {
-            **acc, **{f"{k}_base": v for k, v in base_zs[bench_name].items()},
-            **{f"{k}_change": acc[k] - base_zs[bench_name][k] for k in acc}}
+    metrics["zeroshot"] = zeroshot_against_base(defended, image_trained, batch, device, bf16, workers)
 
     clean = pd.read_parquet(SPLITS / "clean_captions.parquet")
     heldout = clean[clean["split"] == "heldout"].head(n_sim)
@@ -132,6 +121,24 @@ def image_metrics(base, defended, heldout_keys, photos, removed, batch, device, 
     return image_similarities(enc_tensor(base, heldout), enc_tensor(defended, heldout),
                               enc_paths(base, face_paths), enc_paths(defended, face_paths),
                               enc_paths(base, removed_paths), enc_paths(defended, removed_paths))
+
+
+def zeroshot_against_base(defended, image_trained: bool, batch: int, device, bf16: bool = False,
+                          workers: int = 0) -> dict:
+    """Per benchmark of utility_before: top-1/top-5 of `defended`, the base model's, and the change.
+    The benchmark images' embeddings are reused when the image tower was not trained."""
+    base_zs = json.loads(Path("metrics/utility_before.json").read_text())
+    benches = json.loads((UTILITY / "benchmarks.json").read_text())
+    settings = UTILITY / "zeroshot.json"
+    max_templates = json.loads(settings.read_text())["max_templates"] if settings.is_file() else 0
+    out = {}
+    for bench_name, folder in sorted(benches.items()):
+        bench = load_benchmark(folder, max_templates)
+        reuse = None if image_trained else load_embeddings(UTILITY / f"{bench_name}_images.safetensors")
+        acc, _ = zero_shot(defended, bench, batch, device, image_emb=reuse, bf16=bf16, workers=workers)
+        out[bench_name] = {**acc, **{f"{k}_base": v for k, v in base_zs[bench_name].items()},
+                           **{f"{k}_change": acc[k] - base_zs[bench_name][k] for k in acc}}
+    return out
 
 
 if __name__ == "__main__":
