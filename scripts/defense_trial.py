@@ -57,12 +57,13 @@ def main() -> None:
     device = resolve_device(args.device, "--device")
     select_attention_kernel(device)
     torch.set_num_threads(p.get("threads", 2))
-    names = removal_set(pd.read_csv(BEFORE / "identities.csv"), args.k, p["seed"])
+    before = pd.read_csv(BEFORE / "identities.csv")
+    names = removal_set(before, args.k, p["seed"])
     loaded = load_model(Path("data/base_model"), device)
     clean = pd.read_parquet(SPLITS / "clean_captions.parquet")
     train = clean[clean["split"] == "train"]
     identities, photos = pd.read_csv(SPLITS / "identities.csv"), pd.read_csv(SPLITS / "idia_photos.csv")
-    candidates, before = pd.read_csv(SPLITS / "candidates.csv"), pd.read_csv(BEFORE / "identities.csv")
+    candidates = pd.read_csv(SPLITS / "candidates.csv")
 
     def attack(model, tag, **reuse):
         defended = dataclasses.replace(loaded, model=model.eval())

@@ -34,8 +34,9 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("targets", nargs="*", help="text targets to screen (default: defend.text.target)")
     args = ap.parse_args()
-    targets = args.targets or [load_params("defend")["text"]["target"]]
-    torch.set_num_threads(2)
+    p = load_params("defend")
+    targets = args.targets or [p["text"]["target"]]
+    torch.set_num_threads(p.get("threads", 2))
     loaded = load_model(Path("data/base_model"))
     model = loaded.model
     candidates = list(pd.read_csv("data/splits/candidates.csv")["name"])

@@ -317,10 +317,10 @@ class _Builder:
                    + "; ".join(worse) + "). Each defense sends its trigger to a neutral target: the name to "
                    f"the phrase \"{target or 'the text target'}\", the face to the average face. When the "
                    "average face matches that phrase better than any other candidate name, the attack on "
-                   "the combined model lands on the removed name again. Text targets that the average face "
-                   "matches less (\"human\", \"a drawing\") helped the combination in the demo world's trials but let "
-                   "the text defense alone keep names at larger K; the settings tried are in the table "
-                   "at the end.")
+                   "the combined model lands on the removed name again (`python scripts/target_check.py` counts "
+                   "the templates where it does, without training). A text target the average face does not "
+                   "match, such as a placeholder name that no candidate shares a word with, avoids this; "
+                   "the settings tried are in the table at the end.")
 
     # -- collateral / table
     def collateral(self) -> None:
