@@ -32,6 +32,7 @@ from typing import Any
 import yaml
 
 from pipeline.errors import PipelineError
+from pipeline.safepaths import check_name
 
 PROFILES_DIR = Path("profiles")
 PARAMS_FILE = Path("params.yaml")
@@ -41,6 +42,7 @@ NO_WEIGHT_REG = {"defend.text.weight_reg": 0.0, "defend.image_recipes.paper.weig
 
 
 def profile_path(name: str, folder: Path = PROFILES_DIR) -> Path:
+    check_name(name, "profile name")  # also names the sweep's experiments
     path = Path(folder) / f"{name}.yaml"
     if not path.is_file():
         known = ", ".join(available(folder)) or "none"
@@ -194,6 +196,7 @@ def exp_run_command(overrides: dict[str, Any], extra: list[str]) -> list[str]:
 def sweep_commands(overrides: dict[str, Any], seeds: list[int], extra: list[str],
                    name: str, with_lambda_zero: bool = True) -> list[list[str]]:
     """One queued experiment per seed, and per seed one more without the weight regulariser."""
+    check_name(name, "profile name")
     runs = []
     for seed in seeds:
         variants = [("", {})] + ([("-noreg", NO_WEIGHT_REG)] if with_lambda_zero else [])

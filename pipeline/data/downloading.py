@@ -11,6 +11,9 @@ import json
 import os
 import shutil
 import signal
+import subprocess
+import sys
+import time
 import urllib.parse
 import urllib.request
 from collections import Counter
@@ -20,6 +23,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from pipeline.data.download_worker import INTERRUPTED
 from pipeline.errors import PipelineError
 
 HTTP_ERROR = "http_error"
@@ -83,27 +87,86 @@ def check_distributor(name: str, key: str) -> None:
 
 
 def run_img2dataset(url_list: Path, output_folder: Path, **options) -> None:
-    """Call img2dataset.download on a parquet url list into a fresh `output_folder`.
+    """Run img2dataset.download on a parquet url list into a fresh `output_folder`.
 
-    Call this only from code that runs under `if __name__ == "__main__":` (img2dataset
-    spawns worker processes that re-import the main module).
+    img2dataset runs in a child process that leads its own process group (see
+    pipeline/data/download_worker.py). However this call ends (done, failed, SIGINT, or
+    SIGTERM turned into an exception by run_stage) the whole group is ended and waited
+    for, so no worker goes on writing into a folder the caller is about to remove.
     """
-    import img2dataset  # heavy (cv2, albumentations): only the stages that download pay for it
-
     output_folder = Path(output_folder)
     # Its incremental mode would skip shards a killed run left behind, and its overwrite
     # mode is broken: start from nothing instead.
     if output_folder.exists():
         shutil.rmtree(output_folder)
-    previous = signal.getsignal(signal.SIGINT)
+    spec = {"url_list": str(url_list), "output_folder": str(output_folder),
+            "input_format": "parquet", "enable_wandb": False, **options}
+    env = dict(os.environ)
+    # the child must import this same `pipeline`, wherever the stage was started from
+    root = str(Path(__file__).resolve().parents[2])
+    env["PYTHONPATH"] = os.pathsep.join(p for p in (root, env.get("PYTHONPATH")) if p)
+    # stdin is the child's lifeline: it ends the group when this process dies (SIGKILL)
+    proc = subprocess.Popen([sys.executable, "-m", "pipeline.data.download_worker",
+                             json.dumps(spec, default=str)],
+                            stdin=subprocess.PIPE, start_new_session=True, env=env)
     try:
-        img2dataset.download(url_list=str(url_list), output_folder=str(output_folder),
-                             input_format="parquet", enable_wandb=False, **options)
-    except SystemExit as exc:
-        # Its Ctrl-C handler exits with status 0, which would look like success to DVC.
-        raise KeyboardInterrupt("img2dataset was interrupted") from exc
+        _wait_unreaped(proc)
     finally:
-        signal.signal(signal.SIGINT, previous)
+        _end_group(proc)
+    if proc.returncode == INTERRUPTED:
+        raise KeyboardInterrupt("img2dataset was interrupted")
+    if proc.returncode < 0:
+        raise PipelineError(f"img2dataset was killed by {signal.Signals(-proc.returncode).name}")
+    if proc.returncode != 0:
+        raise PipelineError(f"img2dataset failed with exit status {proc.returncode} (its error is above)")
+
+
+def _wait_unreaped(proc: subprocess.Popen) -> None:
+    """Wait for the child to exit but leave it a zombie: while it is one, its pid (the
+    group's id) cannot be reused, so _end_group's killpg cannot hit another group."""
+    if hasattr(os, "waitid"):
+        os.waitid(os.P_PID, proc.pid, os.WEXITED | os.WNOWAIT)
+    else:
+        proc.wait()
+
+
+def _group_running(pgid: int) -> bool:
+    """Whether a process of group `pgid` still runs (Linux /proc; zombies write nothing)."""
+    for entry in os.scandir("/proc"):
+        if not entry.name.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry.name}/stat", "rb") as fh:
+                stat = fh.read()
+        except OSError:
+            continue
+        fields = stat[stat.rfind(b")") + 2:].split()  # state, ppid, pgrp, ...
+        if len(fields) > 2 and fields[0] != b"Z" and int(fields[2]) == pgid:
+            return True
+    return False
+
+
+def _end_group(proc: subprocess.Popen, grace: float = 3.0, limit: float = 10.0) -> None:
+    """End every process of the child's group, wait until none runs, then reap the child.
+
+    SIGTERM first, so that multiprocessing's resource tracker (it ignores SIGTERM) outlives
+    the others and removes their semaphores; SIGKILL for whatever is left after `grace`.
+    """
+    pgid = proc.pid
+    for sig, wait in ((signal.SIGTERM, grace), (signal.SIGKILL, limit)):
+        try:
+            os.killpg(pgid, sig)
+        except ProcessLookupError:
+            break
+        if not os.path.isdir("/proc"):
+            continue  # no way to tell zombies apart: SIGKILL without waiting
+        deadline = time.monotonic() + wait
+        while _group_running(pgid) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        if not _group_running(pgid):
+            break
+    proc.wait()
+    proc.stdin.close()
 
 
 def read_results(output_folder: Path) -> pd.DataFrame:

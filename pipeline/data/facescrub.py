@@ -28,6 +28,7 @@ from pipeline.data.downloading import (BAD_BBOX, HASH_MISMATCH, HTTP_ERROR, MALF
                                        resolve_url, run_img2dataset, samples_per_shard,
                                        top_errors)
 from pipeline.errors import PipelineError
+from pipeline.safepaths import inside, slug
 
 LIST_HEADER = ("name", "image_id", "face_id", "url", "bbox", "sha256")
 REASONS = (HTTP_ERROR, HASH_MISMATCH, UNDECODABLE_IMAGE, BAD_BBOX, MALFORMED_ROW, OTHER)
@@ -60,6 +61,7 @@ class ListRow:
     bbox: tuple[int, int, int, int]
     sha256: str
     where: str          # "file:line", for the report
+    renamed: str = ""   # why the folder is not the name with underscores (a slug), else ""
 
 
 def list_group(path: Path | str) -> tuple[str, str]:
@@ -74,7 +76,9 @@ def list_group(path: Path | str) -> tuple[str, str]:
 
 
 def fix_name(name: str) -> tuple[str, str]:
-    """(name with spaces, folder name with underscores), the known misspellings corrected."""
+    """(name with spaces, folder name with underscores), the known misspellings corrected.
+
+    The folder is not yet safe to use as a path: `parse_row` slugs it."""
     folder = "_".join(name.split())
     folder = NAME_FIXES.get(folder, folder)
     return folder.replace("_", " "), folder
@@ -108,8 +112,11 @@ def parse_row(fields: list[str], group: str, gender: str, where: str) -> ListRow
     if not _SHA256.fullmatch(sha256):
         return f"sha256 {sha256!r} is not 64 hex digits"
     fixed, folder = fix_name(name)
-    return ListRow(fixed, folder, group, gender, int(image_id), int(face_id), url, bbox,
-                   sha256.lower(), where)
+    safe, why = slug(folder)
+    if safe is None:
+        return why
+    return ListRow(fixed, safe, group, gender, int(image_id), int(face_id), url, bbox,
+                   sha256.lower(), where, why)
 
 
 def parse_list(path: Path | str, label: str | None = None) -> tuple[list[ListRow], list[tuple[str, str]], int]:
@@ -121,6 +128,10 @@ def parse_list(path: Path | str, label: str | None = None) -> tuple[list[ListRow
     path = Path(path)
     label = label or str(path)
     group, gender = list_group(path)
+    safe_group, _ = slug(group)
+    if safe_group is None:
+        raise PipelineError(f"{label}: the list's file name gives no usable folder name ({group!r})")
+    group = safe_group
     base = path.parent.absolute()
     rows, malformed, read = [], [], 0
     with path.open(encoding="utf-8", errors="replace", newline="") as fh:
@@ -143,12 +154,20 @@ def parse_list(path: Path | str, label: str | None = None) -> tuple[list[ListRow
 
 
 def drop_duplicates(rows: list[ListRow]) -> tuple[list[ListRow], list[tuple[str, str]]]:
-    """Keep the first row per (group, folder, image_id): later ones would overwrite its files."""
+    """Keep the first row per (group, folder, image_id): later ones would overwrite its files.
+
+    Two different names whose slugs are the same folder would mix their photos: the later
+    name's rows are rejected."""
     seen: dict[tuple[str, str, int], str] = {}
+    owner: dict[tuple[str, str], tuple[str, str]] = {}
     kept, dupes = [], []
     for row in rows:
+        first_name, first_where = owner.setdefault((row.group, row.folder), (row.name, row.where))
         key = (row.group, row.folder, row.image_id)
-        if key in seen:
+        if first_name != row.name:
+            dupes.append((row.where, f"name {row.name!r} gives folder {row.folder!r}, already the folder of "
+                                     f"{first_name!r} (at {first_where})"))
+        elif key in seen:
             dupes.append((row.where, f"duplicate image_id {row.image_id} of {row.name} (first at {seen[key]})"))
         else:
             seen[key] = row.where
@@ -214,6 +233,9 @@ def download_facescrub(lists: list[Path | str], out_dir: Path | str, *, min_phot
     malformed += dupes
     for where, why in malformed[:20]:
         print(f"malformed row {where}: {why}")
+    renamed = sorted({row.renamed for row in rows if row.renamed})
+    for why in renamed[:20]:
+        print(f"folder name: {why}")
 
     failures: Counter = Counter({MALFORMED_ROW: len(malformed)})
     messages: Counter = Counter()
@@ -242,6 +264,8 @@ def download_facescrub(lists: list[Path | str], out_dir: Path | str, *, min_phot
         table = table.sort_values(["group", "folder", "image_id", "face_id"]).reset_index(drop=True)
         report = _report(rows_read, len(table), failures, messages, malformed, rows, table,
                          min_photos, stats)
+        report["names_slugged"] = len(renamed)
+        report["names_slugged_listed"] = renamed[:MALFORMED_LISTED]
         if table.empty:
             raise PipelineError(
                 f"no FaceScrub photo could be downloaded from {', '.join(labels)} "
@@ -287,8 +311,9 @@ def _write_photos(rows: list[ListRow], results: pd.DataFrame, i2d_out: Path, tmp
         digests = []
         for rel, payload in ((rel_image, data if _is_jpeg(data) else _jpeg_bytes(photo)),
                              (rel_face, _jpeg_bytes(face))):
-            (tmp / rel).parent.mkdir(parents=True, exist_ok=True)
-            (tmp / rel).write_bytes(payload)
+            path = inside(tmp, rel)
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_bytes(payload)
             digests.append(hashlib.sha256(payload).hexdigest())
         index.append({"name": row.name, "folder": row.folder, "group": row.group,
                       "gender": row.gender, "image_id": row.image_id, "face_id": row.face_id,

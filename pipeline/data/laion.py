@@ -12,9 +12,12 @@ import tarfile
 import urllib.error
 import urllib.parse
 import urllib.request
+from collections import Counter
 from pathlib import Path
 
+import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 from tqdm import tqdm
 
@@ -30,6 +33,9 @@ RESERVED_COLUMNS = {"key", "caption", "url", "width", "height", "original_width"
                     "original_height", "status", "error_message", "exif", "md5", "sha256", "sha512"}
 RESIZE_MODES = ("no", "keep_ratio", "center_crop", "border", "keep_ratio_largest")
 DISTRIBUTORS = ("multiprocessing", "pyspark")
+# Rows dropped before img2dataset sees them (it would download a null-caption row silently).
+MISSING_URL = "missing_url"
+MISSING_CAPTION = "missing_caption"
 
 
 def is_url(source: str) -> bool:
@@ -81,6 +87,17 @@ def extra_columns(table: pa.Table, url_col: str, caption_col: str) -> list[str]:
     return keep
 
 
+def blank_rows(table: pa.Table, column: str, key: str, source: str) -> np.ndarray:
+    """True where `column` is null or only whitespace."""
+    try:
+        text = pc.cast(table.column(column), pa.string())
+    except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+        raise PipelineError(f"download_laion.{key}: column {column!r} of {source} is not text "
+                            f"({table.schema.field(column).type})") from None
+    empty = pc.equal(pc.utf8_length(pc.utf8_trim_whitespace(text)), 0)
+    return np.asarray(pc.fill_null(empty, True).to_numpy(zero_copy_only=False), dtype=bool)
+
+
 def write_url_list(table: pa.Table, url_col: str, caption_col: str, extras: list[str],
                    base: Path | str, path: Path) -> None:
     """The parquet img2dataset reads: URLs resolved, only the columns it needs."""
@@ -124,7 +141,11 @@ def download_laion(source: str, shards_dir: Path | str, *, url_col: str, caption
     """Download the parquet's images into `shards_dir/NNNNN.tar` (atomically); return the report.
 
     Failed samples are counted by reason, never fatal; the stage fails only when no image
-    at all could be downloaded.
+    at all could be downloaded. Rows with a null or blank URL (`missing_url`) or caption
+    (`missing_caption`; a row lacking both counts as missing_url) are dropped before the
+    download and counted with the failures, so downloaded + failed == rows_read. These two
+    reasons appear in `failed_by_reason` only when such rows exist, so a clean parquet's
+    report keeps its keys. An image that does not decode is `undecodable_image`.
     """
     shards_dir = Path(shards_dir)
     remove_leftovers(shards_dir)
@@ -138,8 +159,23 @@ def download_laion(source: str, shards_dir: Path | str, *, url_col: str, caption
                 raise PipelineError(f"download_laion.{key}: column {column!r} is not in {source} "
                                     f"(columns: {', '.join(table.column_names)})")
         extras = extra_columns(table, url_col, caption_col)
-        write_url_list(table, url_col, caption_col, extras, base, work / "urls.parquet")
         rows_read = table.num_rows
+        no_url = blank_rows(table, url_col, "url_col", source)
+        no_caption = blank_rows(table, caption_col, "caption_col", source) & ~no_url
+        dropped, messages = Counter(), Counter()
+        for reason, mask, column in ((MISSING_URL, no_url, url_col), (MISSING_CAPTION, no_caption, caption_col)):
+            if mask.any():
+                dropped[reason] = int(mask.sum())
+                messages[f"null or empty {column}, not downloaded (first at row {int(np.flatnonzero(mask)[0])}, "
+                         "counting from 0)"] = dropped[reason]
+        if dropped:
+            table = table.filter(pa.array(~(no_url | no_caption)))
+        if table.num_rows == 0:
+            raise PipelineError(f"{PARAM}: none of the {rows_read} rows of {source} has both a {url_col} and a "
+                                f"{caption_col} (missing_url {dropped[MISSING_URL]}, "
+                                f"missing_caption {dropped[MISSING_CAPTION]})")
+        write_url_list(table, url_col, caption_col, extras, base, work / "urls.parquet")
+        rows_kept = table.num_rows
         del table
         run_img2dataset(
             work / "urls.parquet", work / "out",
@@ -150,19 +186,21 @@ def download_laion(source: str, shards_dir: Path | str, *, url_col: str, caption
         )
         results = read_results(work / "out")
         stats = read_stats(work / "out")
-        failures, messages = count_failures(results)
+        failures, download_messages = count_failures(results)
+        messages.update(download_messages)
         downloaded = 0
         tars = sorted((work / "out").glob("*.tar"))
         for tar in tqdm(tars, desc="repack shards", unit="shard"):
             downloaded += repack_shard(tar, tmp / tar.name)
         shutil.rmtree(work)
         # Rows img2dataset never reported on (a worker died on its shard) are failures too.
-        unaccounted = rows_read - downloaded - sum(failures.values())
+        unaccounted = rows_kept - downloaded - sum(failures.values())
         if unaccounted > 0:
             failures[OTHER] += unaccounted
             messages["no result from img2dataset (its worker failed)"] += unaccounted
         errors = top_errors(messages)
         by_reason = reason_table(failures, DOWNLOAD_REASONS)
+        by_reason.update(dropped)
         report = {
             "rows_read": rows_read,
             "downloaded": downloaded,

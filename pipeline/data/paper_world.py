@@ -20,11 +20,11 @@ import tarfile
 import urllib.parse
 from pathlib import Path, PurePosixPath
 
-import pandas as pd
 import pyarrow.parquet as pq
 
 from pipeline.data import filler_names, sources
 from pipeline.data.facescrub import list_group
+from pipeline.data.occurrences import read_occurrences
 from pipeline.errors import ParamError, PipelineError
 from pipeline.params import require
 
@@ -149,13 +149,8 @@ def check_facescrub_list(path: Path, key: str) -> None:
 
 
 def check_occurrences(path: Path, key: str) -> None:
-    try:
-        columns = pd.read_csv(path, nrows=5).columns
-    except (pd.errors.ParserError, UnicodeDecodeError, ValueError) as exc:
-        raise PipelineError(f"{key}: {path} is not a CSV ({exc})") from None
-    missing = {"name", "count"} - set(columns)
-    if missing:
-        raise PipelineError(f"{key}: {path} lacks columns {sorted(missing)}; expected name,count,membership")
+    # The whole file, with the rules the splits stage applies: a bad row fails here, before the downloads.
+    read_occurrences(path, key)
 
 
 def check_laion_parquet(path: Path, key: str) -> None:

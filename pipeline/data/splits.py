@@ -9,7 +9,9 @@ name list mixes their real names with filler names that never collide with a rea
 from __future__ import annotations
 
 import random
+import re
 from dataclasses import dataclass
+from typing import Callable
 
 import numpy as np
 import pandas as pd
@@ -107,13 +109,13 @@ def candidate_names(real_names: list[str], total: int, *, seed: int, first_male:
 
 def clean_caption_pool(keys: list[str], captions: list[str], names: list[str], *,
                        heldout: int, seed: int) -> pd.DataFrame:
-    """Corpus samples whose caption names none of `names`, split into train/heldout.
+    """Corpus samples whose caption names none of `names` (see `name_matcher`), split into
+    train/heldout.
 
     The defenses train on the train part; similarity metrics use the held-out part.
     """
-    needles = sorted({normalise_name(n) for n in names})
-    keep = [i for i, c in enumerate(captions)
-            if not any(n in " ".join(str(c).split()).casefold() for n in needles)]
+    mentions = name_matcher(names)
+    keep = [i for i, c in enumerate(captions) if not mentions(c)]
     if heldout >= len(keep):
         raise PipelineError(f"splits.heldout_captions = {heldout} but only {len(keep)} clean "
                             f"captions exist; allowed: < {len(keep)}")
@@ -123,6 +125,50 @@ def clean_caption_pool(keys: list[str], captions: list[str], names: list[str], *
     return pd.DataFrame({"key": [keys[i] for i in keep],
                          "caption": [captions[i] for i in keep],
                          "split": split})
+
+
+# A word is a run of letters or digits: "Lee" is not in "Leeds", but is in "Lee's" and "Lee-Smith".
+_NOT_AFTER_WORD = r"(?<![^\W_])"
+_NOT_BEFORE_WORD = r"(?![^\W_])"
+
+
+def _caption_text(text: str) -> str:
+    return " ".join(str(text).replace("\u2019", "'").split()).casefold()
+
+
+def name_matcher(names: list[str]) -> Callable[[str], bool]:
+    """A test `caption -> bool`: does the caption mention any of `names` as whole words?
+
+    A name occurs when its words occur consecutively in the caption, separated by
+    whitespace, with no letter or digit right before or after. Case, runs of whitespace,
+    underscores in names (FaceScrub folders) and typographic apostrophes do not matter.
+    All names go into one compiled regex (a character trie), so a caption costs one scan
+    however many names there are.
+    """
+    needles = sorted({_caption_text(normalise_name(n)) for n in names} - {""})
+    if not needles:
+        return lambda caption: False
+    pattern = re.compile(_NOT_AFTER_WORD + "(?:" + _trie_pattern(needles) + ")" + _NOT_BEFORE_WORD)
+    return lambda caption: pattern.search(_caption_text(caption)) is not None
+
+
+def _trie_pattern(words: list[str]) -> str:
+    # One alternation of 1000 literals retries every literal at every position; a trie does not.
+    trie: dict = {}
+    for word in words:
+        node = trie
+        for ch in word:
+            node = node.setdefault(ch, {})
+        node[""] = {}
+
+    def build(node: dict) -> str:
+        alternatives = [re.escape(ch) + build(node[ch]) for ch in sorted(k for k in node if k)]
+        if not alternatives:
+            return ""
+        body = alternatives[0] if len(alternatives) == 1 else "(?:" + "|".join(alternatives) + ")"
+        return f"(?:{body})?" if "" in node else body
+
+    return build(trie)
 
 
 def _stable_hash(text: str) -> int:

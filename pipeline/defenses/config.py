@@ -1,43 +1,66 @@
 """Hyper-parameters of the two backdoor defenses, with the paper's values as defaults.
 
 `text_config_from_dict` / `image_config_from_dict` turn a params.yaml section
-(`defend.text`, `defend.image`) into a config; keys left out keep the default, and a
-wrong key or value raises ParamError naming `defend.<encoder>.<key>`.
+(`defend.text`, `defend.image_recipes.<name>`) into a config; keys left out keep the
+default, and a wrong key or value raises ParamError naming the key (the one schema
+mechanism of `pipeline.params`).
 """
 from __future__ import annotations
 
 import dataclasses
-from dataclasses import dataclass, field
-from typing import Any, Mapping
+from typing import Annotated, Any, Mapping
 
-from pipeline.errors import ParamError
+from pydantic import Field, field_validator
+from pydantic.dataclasses import dataclass
+
+from pipeline.params import Rule, check
+from pipeline.schema_types import SCHEMA, Bool, Float, Int, Str
+
+Steps = Annotated[Int, Field(ge=1)]
+Rate = Annotated[Float, Field(gt=0)]
+NonNeg = Annotated[Float, Field(ge=0)]
+Share = Annotated[Float, Field(ge=0, le=1)]
+Gamma = Annotated[Float, Field(gt=0, le=1)]
+Milestones = tuple[Annotated[Int, Field(ge=1)], ...]
 
 
-def _rule(kind, low=None, high=None, low_open=False):
-    return {"kind": kind, "low": low, "high": high, "low_open": low_open}
+def _check_milestones(cfg) -> None:
+    ms = list(cfg.milestones)
+    if ms != sorted(set(ms)) or any(m >= cfg.steps for m in ms):
+        raise Rule("milestones", ms, f"increasing step numbers below steps = {cfg.steps}")
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, config=SCHEMA)
 class TextDefenseConfig:
     """Text-encoder defense (method.md §2); defaults are the authors' configuration."""
 
-    steps: int = field(default=400, metadata=_rule(int, 1))
-    clean_batch_size: int = field(default=128, metadata=_rule(int, 1))
-    backdoor_batch_size: int = field(default=128, metadata=_rule(int, 1))
-    lr: float = field(default=1e-4, metadata=_rule(float, 0.0, low_open=True))
-    weight_decay: float = field(default=0.0, metadata=_rule(float, 0.0))
-    milestones: tuple[int, ...] = field(default=(200, 300), metadata=_rule("milestones"))
-    gamma: float = field(default=0.5, metadata=_rule(float, 0.0, 1.0, low_open=True))
-    beta: float = field(default=0.6, metadata=_rule(float, 0.0))
-    weight_reg: float = field(default=0.01, metadata=_rule(float, 0.0))
-    target: str = field(default="a person", metadata=_rule(str))
-    poison_pool_size: int = field(default=4096, metadata=_rule(int, 1))
-    encode_batch_size: int = field(default=512, metadata=_rule(int, 1))
-    seed: int = field(default=0, metadata=_rule(int, 0))
-    bf16: bool = field(default=False, metadata=_rule(bool))
+    steps: Steps = 400
+    clean_batch_size: Steps = 128
+    backdoor_batch_size: Steps = 128
+    lr: Rate = 1e-4
+    weight_decay: NonNeg = 0.0
+    milestones: Milestones = (200, 300)
+    gamma: Gamma = 0.5
+    beta: NonNeg = 0.6
+    weight_reg: NonNeg = 0.01
+    target: Str = "a person"
+    poison_pool_size: Steps = 4096
+    encode_batch_size: Steps = 512
+    seed: Annotated[Int, Field(ge=0)] = 0
+    bf16: Bool = False
+
+    @field_validator("target")
+    @classmethod
+    def _phrase(cls, value):
+        if not value.strip():
+            raise Rule("", value, "a non-empty phrase")
+        return value
+
+    def __post_init__(self):
+        _check_milestones(self)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, config=SCHEMA)
 class ImageDefenseConfig:
     """Image-encoder defense (method.md §3); defaults are the authors' configuration.
 
@@ -52,89 +75,45 @@ class ImageDefenseConfig:
     photos, randomly flipped) instead of crops pasted onto clean images.
     """
 
-    steps: int = field(default=100, metadata=_rule(int, 1))
-    clean_batch_size: int = field(default=128, metadata=_rule(int, 1))
-    backdoor_batch_size: int = field(default=128, metadata=_rule(int, 1))
-    lr: float = field(default=1e-4, metadata=_rule(float, 0.0, low_open=True))
-    weight_decay: float = field(default=0.0, metadata=_rule(float, 0.0))
-    milestones: tuple[int, ...] = field(default=(25, 50), metadata=_rule("milestones"))
-    gamma: float = field(default=0.1, metadata=_rule(float, 0.0, 1.0, low_open=True))
-    beta: float = field(default=0.8, metadata=_rule(float, 0.0))
-    weight_reg: float = field(default=0.005, metadata=_rule(float, 0.0))
-    paste_scale: tuple[float, float] = field(default=(0.25, 0.5), metadata=_rule("scale"))
-    rotation: float = field(default=30.0, metadata=_rule(float, 0.0, 180.0))
-    flip: float = field(default=0.5, metadata=_rule(float, 0.0, 1.0))
-    color_jitter: float = field(default=0.5, metadata=_rule(float, 0.0, 1.0))
-    hue: float = field(default=0.1, metadata=_rule(float, 0.0, 0.5))
-    retain_weight: float = field(default=0.0, metadata=_rule(float, 0.0))
-    retain_batch_size: int = field(default=64, metadata=_rule(int, 1))
-    retain_paste: float = field(default=0.0, metadata=_rule(float, 0.0, 1.0))
-    trigger_photo_share: float = field(default=0.0, metadata=_rule(float, 0.0, 1.0))
-    encode_batch_size: int = field(default=256, metadata=_rule(int, 1))
-    seed: int = field(default=0, metadata=_rule(int, 0))
-    bf16: bool = field(default=False, metadata=_rule(bool))
+    steps: Steps = 100
+    clean_batch_size: Steps = 128
+    backdoor_batch_size: Steps = 128
+    lr: Rate = 1e-4
+    weight_decay: NonNeg = 0.0
+    milestones: Milestones = (25, 50)
+    gamma: Gamma = 0.1
+    beta: NonNeg = 0.8
+    weight_reg: NonNeg = 0.005
+    paste_scale: tuple[Float, Float] = (0.25, 0.5)
+    rotation: Annotated[Float, Field(ge=0, le=180)] = 30.0
+    flip: Share = 0.5
+    color_jitter: Share = 0.5
+    hue: Annotated[Float, Field(ge=0, le=0.5)] = 0.1
+    retain_weight: NonNeg = 0.0
+    retain_batch_size: Steps = 64
+    retain_paste: Share = 0.0
+    trigger_photo_share: Share = 0.0
+    encode_batch_size: Steps = 256
+    seed: Annotated[Int, Field(ge=0)] = 0
+    bf16: Bool = False
+
+    def __post_init__(self):
+        _check_milestones(self)
+        low, high = self.paste_scale
+        if not 0 < low <= high <= 1:
+            raise Rule("paste_scale", list(self.paste_scale), "[low, high] with 0 < low <= high <= 1")
 
 
 def text_config_from_dict(section: Mapping[str, Any] | None) -> TextDefenseConfig:
     """Build a TextDefenseConfig from a `defend.text` params section."""
-    return _from_dict(TextDefenseConfig, section or {}, "defend.text")
+    return check(TextDefenseConfig, dict(section or {}), "defend.text")
 
 
-def image_config_from_dict(section: Mapping[str, Any] | None) -> ImageDefenseConfig:
-    """Build an ImageDefenseConfig from a `defend.image` params section."""
-    return _from_dict(ImageDefenseConfig, section or {}, "defend.image")
+def image_config_from_dict(section: Mapping[str, Any] | None, prefix: str = "defend.image") -> ImageDefenseConfig:
+    """Build an ImageDefenseConfig from a `defend.image_recipes.<name>` params section."""
+    return check(ImageDefenseConfig, dict(section or {}), prefix)
 
 
 def config_to_dict(cfg) -> dict[str, Any]:
     """Plain-JSON view of a config (tuples become lists), e.g. for a metrics file."""
     return {k: list(v) if isinstance(v, tuple) else v for k, v in dataclasses.asdict(cfg).items()}
-
-
-def _from_dict(cls, section: Mapping[str, Any], prefix: str):
-    if not isinstance(section, Mapping):
-        raise ParamError(prefix, section, "a mapping of key: value")
-    fields = {f.name: f for f in dataclasses.fields(cls)}
-    values = {}
-    for key, given in section.items():
-        if key not in fields:
-            raise ParamError(f"{prefix}.{key}", given, "one of the keys " + ", ".join(fields))
-        values[key] = _check(f"{prefix}.{key}", given, fields[key].metadata)
-    cfg = cls(**values)
-    if "milestones" in fields and any(m >= cfg.steps for m in cfg.milestones):
-        raise ParamError(f"{prefix}.milestones", list(cfg.milestones),
-                         f"increasing step numbers below steps = {cfg.steps}")
-    return cfg
-
-
-def _check(name: str, value, rule):
-    kind = rule["kind"]
-    if kind == "milestones":
-        ok = (isinstance(value, (list, tuple))
-              and all(isinstance(v, int) and not isinstance(v, bool) and v >= 1 for v in value)
-              and list(value) == sorted(set(value)))
-        if not ok:
-            raise ParamError(name, value, "a list of increasing positive step numbers")
-        return tuple(value)
-    if kind == "scale":
-        ok = (isinstance(value, (list, tuple)) and len(value) == 2
-              and all(_is_number(v) for v in value)
-              and 0 < value[0] <= value[1] <= 1)
-        if not ok:
-            raise ParamError(name, value, "[low, high] with 0 < low <= high <= 1")
-        return (float(value[0]), float(value[1]))
-    if kind is float and _is_number(value):
-        value = float(value)
-    if not isinstance(value, kind) or (isinstance(value, bool) and kind is not bool):
-        raise ParamError(name, value, f"a value of type {kind.__name__}")
-    if kind is str and not value.strip():
-        raise ParamError(name, value, "a non-empty phrase")
-    low, high = rule["low"], rule["high"]
-    if low is not None and (value <= low if rule["low_open"] else value < low):
-        raise ParamError(name, value, f"{'>' if rule['low_open'] else '>='} {low}")
-    if high is not None and value > high:
-        raise ParamError(name, value, f"<= {high}")
-    return value
-
-
-def _is_number(v) -> bool:
-    return isinstance(v, (int, float)) and not isinstance(v, bool)

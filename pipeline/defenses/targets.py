@@ -1,6 +1,8 @@
 """Which identities a defense removes: nested K-sets from one seeded shuffle."""
 from __future__ import annotations
 
+import re
+
 import numpy as np
 import pandas as pd
 
@@ -28,16 +30,33 @@ def removal_set(idia_table: pd.DataFrame, k: int, seed: int) -> list[str]:
     return order[:k]
 
 
+# Letters and digits, apostrophes inside a word kept: "O'Brien" is one word, not "O" and "Brien".
+_WORD = re.compile(r"[^\W_]+(?:'[^\W_]+)*")
+
+
+def name_words(text: str) -> set[str]:
+    """The words of a name or target, casefolded, without punctuation and possessive 's.
+
+    Hyphens, underscores and other punctuation separate words: each part of
+    "Herbig-Matten" is a surname on its own.
+    """
+    words = set()
+    for word in _WORD.findall(text.replace("\u2019", "'").casefold()):
+        words.add(word[:-2] if word.endswith("'s") else word)
+    return words
+
+
 def check_text_target(target: str, names: list[str], where: str = "defend.text.target") -> None:
     """A text target must not share a word with any name the attack asks about.
 
     A placeholder name such as "Ella Anderson" is a good neutral target only while no
     candidate is called Anderson: otherwise the removed names are mapped onto part of a
-    real person's name, and the attack links them to that person's face.
+    real person's name, and the attack links them to that person's face. Words are
+    compared as `name_words` splits them, so "Anderson," and "anderson's" are Anderson.
     """
-    words = {w.casefold() for w in target.split()}
+    words = name_words(target)
     for name in names:
-        shared = sorted(words & {w.casefold() for w in str(name).split()})
+        shared = sorted(words & name_words(str(name)))
         if shared:
             raise PipelineError(f"{where} {target!r} shares the word {shared[0]!r} with the attack's "
                                 f"candidate name {name!r}; pick a target none of the candidate names contains")

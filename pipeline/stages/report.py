@@ -5,17 +5,16 @@
 Reads the metrics and plot tables of every stage (runs are found by globbing
 metrics/evaluate/*.json), renders the figures with matplotlib and writes a Markdown report
 and a self-contained HTML copy (figures embedded, no external files). Everything is built
-in a temporary folder inside reports/ and moved into place at the end, so a failed run
-leaves the previous report untouched.
+in a temporary folder (pipeline.atomic's staging) and moved into place at the end, so a
+failed run leaves the previous report untouched.
 """
 from __future__ import annotations
 
 import os
 import shutil
-import tempfile
 from pathlib import Path
 
-from pipeline.atomic import clean_stale_tmp
+from pipeline.atomic import scratch_dir
 from pipeline.errors import PipelineError
 from pipeline.params import load_params, require
 from pipeline.stages._main import run_stage
@@ -68,15 +67,10 @@ def main() -> None:
 
     options = options_from_params()
     REPORTS.mkdir(exist_ok=True)
-    clean_stale_tmp(REPORTS)
-    tmp = Path(tempfile.mkdtemp(prefix=".report.tmp-", dir=REPORTS))
-    try:
-        tmp.chmod(0o755)
+    with scratch_dir(REPORTS / "report") as tmp:
         result = build_report(Path("."), tmp, options)
         (tmp / "figures").chmod(0o755)
         publish(tmp, REPORTS)
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
     for note in result.notes:
         print(f"report: note: {note}")
     print(f"report: {len(result.figures)} figure(s) in {(REPORTS / 'figures').resolve()}")

@@ -8,6 +8,7 @@ import pandas as pd
 from pipeline.atomic import atomic_dir, write_json
 from pipeline.data.corpus import read_shard_captions
 from pipeline.data.filler_names import read_filler_names
+from pipeline.data.occurrences import read_occurrences
 from pipeline.data.splits import candidate_names, clean_caption_pool, split_identities
 from pipeline.errors import PipelineError
 from pipeline.params import load_params, require
@@ -36,14 +37,7 @@ def main() -> None:
     else:
         first_male, first_female, last_names = read_filler_names(fillers, "splits.filler_names")
 
-    if not occurrences_path.is_file():
-        raise PipelineError(f"splits.occurrences: file not found: {occurrences_path} "
-                            "(a CSV with columns name,count,membership)")
-    occurrences = pd.read_csv(occurrences_path)
-    missing = {"name", "count"} - set(occurrences.columns)
-    if missing:
-        raise PipelineError(f"splits.occurrences: {occurrences_path} lacks columns {sorted(missing)}; "
-                            "expected name,count,membership")
+    occurrences = read_occurrences(occurrences_path, "splits.occurrences")
     if not FACESCRUB_INDEX.is_file():
         raise PipelineError(f"{FACESCRUB_INDEX} not found; run the download_facescrub stage first")
     index = pd.read_parquet(FACESCRUB_INDEX)

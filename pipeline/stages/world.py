@@ -5,7 +5,6 @@ world.source = paper: fetch the real inputs named in the `sources:` section (pip
 """
 from __future__ import annotations
 
-import shutil
 from pathlib import Path
 
 from pipeline.atomic import atomic_dir
@@ -29,9 +28,6 @@ def main() -> None:
         preflight(read_sources_params(sources))  # seconds, before touching the output
     else:
         world_config(params)  # fail on bad params before touching the output
-    # Only this stage's own leftovers: other stages may be writing next to it.
-    for stale in OUT.parent.glob(f".{OUT.name}.tmp-*"):
-        shutil.rmtree(stale, ignore_errors=True)
     with atomic_dir(OUT) as tmp:
         if source == "paper":
             build_paper_world(sources, tmp)

@@ -1,56 +1,55 @@
 """The `world:` params, validated once, as a typed record."""
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+import dataclasses
+from typing import Annotated, Literal
 
-from pipeline.errors import ParamError
-from pipeline.params import require
+from pydantic import Field
+from pydantic.dataclasses import dataclass
+
+from pipeline.params import Rule, check
+from pipeline.schema_types import SCHEMA, Int
 from pipeline.world.scenes import MAX_SCENE_CLASSES
 
 MAX_COUNT = 300  # IDIA only evaluates names seen 1..300 times (method.md §1)
 
 
-@dataclass(frozen=True)
+def _range(low, high):
+    return Annotated[Int, Field(ge=low, le=high)]
+
+
+@dataclass(frozen=True, config=SCHEMA)
 class WorldConfig:
-    seed: int
-    image_size: int
-    members: int
-    nonmembers: int
-    min_count: int
-    max_count: int
-    facescrub_photos: int
-    anonymous_faces: int
-    scene_classes: int
-    scenes_per_class: int
-    benchmark_per_class: int
-    hair_benchmark_per_class: int
-    jpeg_quality: int
+    """What the demo world renderer needs; everything it draws follows from these and the seed."""
+    seed: Annotated[Int, Field(ge=0)]
+    image_size: _range(32, 1024)
+    members: _range(1, 2000)
+    nonmembers: _range(0, 2000)
+    min_count: _range(1, MAX_COUNT)
+    max_count: _range(1, MAX_COUNT)
+    facescrub_photos: _range(1, 1000)
+    anonymous_faces: _range(0, 1_000_000)
+    scene_classes: _range(1, MAX_SCENE_CLASSES)
+    scenes_per_class: _range(0, 1_000_000)
+    benchmark_per_class: _range(1, 100_000)
+    hair_benchmark_per_class: _range(1, 100_000)
+    jpeg_quality: _range(50, 100)
+
+    def __post_init__(self):
+        if self.min_count > self.max_count:
+            raise Rule("min_count", self.min_count, f"<= world.max_count ({self.max_count})")
 
     def to_dict(self) -> dict:
-        return asdict(self)
+        return dataclasses.asdict(self)
+
+
+@dataclass(frozen=True, config=SCHEMA)
+class WorldParams(WorldConfig):
+    """The `world:` section: the renderer's record, and which world to build."""
+    source: Literal["demo", "paper"] = "demo"
 
 
 def world_config(params: dict) -> WorldConfig:
     """Check every `world.*` value; raise ParamError naming the first bad one."""
-    def get(key, **limits):
-        return require(params, "world", key, int, **limits)
-
-    cfg = WorldConfig(
-        seed=get("seed", low=0),
-        image_size=get("image_size", low=32, high=1024),
-        members=get("members", low=1, high=2000),
-        nonmembers=get("nonmembers", low=0, high=2000),
-        min_count=get("min_count", low=1, high=MAX_COUNT),
-        max_count=get("max_count", low=1, high=MAX_COUNT),
-        facescrub_photos=get("facescrub_photos", low=1, high=1000),
-        anonymous_faces=get("anonymous_faces", low=0, high=1_000_000),
-        scene_classes=get("scene_classes", low=1, high=MAX_SCENE_CLASSES),
-        scenes_per_class=get("scenes_per_class", low=0, high=1_000_000),
-        benchmark_per_class=get("benchmark_per_class", low=1, high=100_000),
-        hair_benchmark_per_class=get("hair_benchmark_per_class", low=1, high=100_000),
-        jpeg_quality=get("jpeg_quality", low=50, high=100),
-    )
-    if cfg.min_count > cfg.max_count:
-        raise ParamError("world.min_count", cfg.min_count,
-                         f"<= world.max_count ({cfg.max_count})")
-    return cfg
+    checked = check(WorldParams, params, "world")
+    return WorldConfig(**{f.name: getattr(checked, f.name) for f in dataclasses.fields(WorldConfig)})

@@ -1,0 +1,80 @@
+"""The process that runs img2dataset for run_img2dataset (`python -m pipeline.data.download_worker SPEC`).
+
+SPEC is the JSON of img2dataset.download's keyword arguments. run_img2dataset starts this
+process as the leader of a new session, so img2dataset's workers (all in its process group)
+can be ended together with os.killpg, and waits for the group whenever the stage ends.
+
+If the stage dies without cleaning up (SIGKILL), two things end the group:
+- stdin is a pipe whose only writer is the stage: EOF means the stage is gone, and a
+  watchdog thread then SIGTERMs the whole group (and SIGKILLs it if this process outlives that).
+  One killpg reaches every member, also those that never run this module (pyspark's JVM);
+  multiprocessing's resource tracker ignores SIGTERM, outlives the others and removes their
+  semaphores. The leader itself has no PR_SET_PDEATHSIG: the kernel's SIGKILL would beat
+  its watchdog.
+- img2dataset's workers re-import this module as `__mp_main__` (spawn start method); there
+  they set PR_SET_PDEATHSIG=SIGKILL, so none outlives this leader if it dies first.
+
+Keep the imports here light: every worker imports this module.
+"""
+from __future__ import annotations
+
+import json
+import os
+import signal
+import sys
+import threading
+import time
+
+LEADER_ENV = "PIPELINE_DOWNLOAD_LEADER"   # the leader's pid, for its workers
+INTERRUPTED = 130                         # img2dataset's own Ctrl-C handler ran (it exits 0)
+_PR_SET_PDEATHSIG = 1
+
+
+def die_with_parent(parent: int) -> None:
+    """Linux: have the kernel SIGKILL this process when its parent (`parent`) ends."""
+    if not sys.platform.startswith("linux"):
+        return
+    import ctypes
+
+    libc = ctypes.CDLL(None, use_errno=True)
+    if libc.prctl(_PR_SET_PDEATHSIG, int(signal.SIGKILL), 0, 0, 0) != 0:
+        return  # best effort: the leader's watchdog and the stage's killpg remain
+    if os.getppid() != parent:
+        os._exit(1)  # the parent was already gone before prctl: the signal will never come
+
+
+def _watch_lifeline(fd: int) -> None:
+    try:
+        while os.read(fd, 4096):
+            pass
+    except OSError:
+        pass
+    # the stage is gone: the whole group, this process included (SIGTERM kills it at once,
+    # unless a library gave it a handler: then SIGKILL after a grace)
+    os.killpg(0, signal.SIGTERM)
+    time.sleep(3)
+    os.killpg(0, signal.SIGKILL)
+
+
+def main(argv: list[str]) -> int:
+    spec = json.loads(argv[1])
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)  # the group's SIGTERM must end this process
+    os.environ[LEADER_ENV] = str(os.getpid())
+    threading.Thread(target=_watch_lifeline, args=(sys.stdin.fileno(),), daemon=True,
+                     name="lifeline").start()
+    import img2dataset  # heavy (cv2, albumentations)
+
+    try:
+        img2dataset.download(**spec)
+    except SystemExit as exc:
+        if exc.code not in (0, None):
+            raise
+        # Its Ctrl-C handler exits with status 0, which would look like success.
+        return INTERRUPTED
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv))
+elif __name__ == "__mp_main__" and os.environ.get(LEADER_ENV, "").isdigit():
+    die_with_parent(int(os.environ[LEADER_ENV]))
