@@ -31,8 +31,8 @@ from typing import Any
 
 import yaml
 
-from pipeline.errors import PipelineError
-from pipeline.safepaths import check_name
+from pipeline.core.errors import PipelineError
+from pipeline.core.safepaths import check_name
 
 PROFILES_DIR = Path("profiles")
 PARAMS_FILE = Path("params.yaml")

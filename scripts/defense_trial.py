@@ -23,7 +23,7 @@ import pandas as pd
 import torch
 
 from pipeline.attack.run import load_embeddings, run_idia
-from pipeline.defenses.config import image_config_from_dict, text_config_from_dict
+from pipeline.core.defense_params import image_config_from_dict, text_config_from_dict
 from pipeline.defenses.image_defense import train_image_defense
 from pipeline.defenses.targets import check_text_target, removal_set
 from pipeline.defenses.text_defense import train_text_defense
@@ -31,9 +31,9 @@ from pipeline.defenses.towers import build_defended_model
 from pipeline.evaluation.collateral import compare
 from pipeline.models.checkpoint import load_model
 from pipeline.models.device import resolve_device, select_attention_kernel
-from pipeline.params import load_params
-from pipeline.stages.defend import image_defense_inputs, image_size
-from pipeline.stages.evaluate import zeroshot_against_base
+from pipeline.core.params import load_params
+from pipeline.defenses.image_inputs import image_defense_inputs, model_image_size
+from pipeline.evaluation.defended import zeroshot_against_base
 
 SPLITS, BEFORE = Path("data/splits"), Path("data/idia_before")
 
@@ -73,7 +73,7 @@ def main() -> None:
                "wrongfully_unlearned_pct": round(m["wrongfully_unlearned_pct"], 1),
                "correct_templates_removed_after": m["correct_templates_removed_after"]}
         if args.zeroshot:
-            zs = zeroshot_against_base(defended, "image_emb" not in reuse, 256, device)
+            zs = zeroshot_against_base(defended, "image_emb" not in reuse, 256, device, Path("data/utility_before"))
             row["zeroshot_top1_change_points"] = {b: round(100 * v["top1_change"], 2) for b, v in zs.items()}
         print(json.dumps(row), flush=True)
 
@@ -81,7 +81,10 @@ def main() -> None:
     if args.image is not None:
         recipe = p["image_recipe"]
         cfg = image_config_from_dict({**p["image_recipes"][recipe], **args.image})
-        inputs = image_defense_inputs(p, cfg, names, train, image_size(loaded.model))
+        inputs = image_defense_inputs(cfg, names, train, model_image_size(loaded.model),
+                                      shards=Path("data/laion/shards"), trigger_faces=SPLITS / "trigger_faces.csv",
+                                      facescrub_index=Path("data/facescrub/index.parquet"),
+                                      retain_pattern=p["retain_caption_pattern"])
         t = time.perf_counter()
         run = train_image_defense(loaded.model, cfg=cfg, device=device, **inputs)
         visual = run.student

@@ -24,10 +24,10 @@ from pipeline.attack.text_encoding import encode_texts
 from pipeline.data.images import FileImages
 from pipeline.defenses.image_defense import ImageInput, mean_face_embedding
 from pipeline.defenses.targets import check_text_target
-from pipeline.errors import PipelineError
+from pipeline.core.errors import PipelineError
 from pipeline.models.checkpoint import load_model
-from pipeline.params import load_params
-from pipeline.stages.defend import FACESCRUB_INDEX, image_size
+from pipeline.core.params import load_params
+from pipeline.defenses.image_inputs import model_image_size
 
 
 def main() -> None:
@@ -41,9 +41,9 @@ def main() -> None:
     model = loaded.model
     candidates = list(pd.read_csv("data/splits/candidates.csv")["name"])
     names = load_embeddings(Path("data/idia_before/text_embeddings.safetensors"))  # [templates, names, D]
-    index = pd.read_parquet(FACESCRUB_INDEX)
+    index = pd.read_parquet("data/facescrub/index.parquet")
     with torch.no_grad():
-        e_avg = mean_face_embedding(model.visual, FileImages(index["image"], image_size(model)),
+        e_avg = mean_face_embedding(model.visual, FileImages(index["image"], model_image_size(model)),
                                     ImageInput(model, torch.device("cpu")), progress=False)
     e_avg = F.normalize(e_avg, dim=0)
     best_candidate = (names @ e_avg).max(dim=1).values

@@ -22,7 +22,7 @@ from pipeline.attack.run import load_embeddings, run_idia, save_embeddings
 from pipeline.attack.templates import IDIA_TEMPLATES, idia_prompts
 from pipeline.attack.text_encoding import (causal_text_tower, encode_idia_texts, encode_texts,
                                            encode_texts_full, real_lengths)
-from pipeline.errors import ParamError, PipelineError
+from pipeline.core.errors import ParamError, PipelineError
 
 CONTEXT = 32
 

@@ -25,7 +25,7 @@ import pytest
 import yaml
 
 import pipeline
-from pipeline.errors import PipelineError
+from pipeline.core.errors import PipelineError
 from pipeline.models.architecture import build_model
 from pipeline.models.checkpoint import WEIGHTS_FILE, load_model, save_checkpoint
 from tests.test_download import laion_params, leftovers

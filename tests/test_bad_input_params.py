@@ -15,8 +15,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from pipeline.errors import ParamError, PipelineError
-from pipeline.params import load_params
+from pipeline.core.errors import ParamError, PipelineError
+from pipeline.core.params import load_params
 
 REPO = Path(__file__).resolve().parents[1]
 PARAMS = yaml.safe_load((REPO / "params.yaml").read_text())
@@ -46,7 +46,7 @@ def test_the_committed_params_and_the_paper_profile_are_valid():
     for name, section in yaml.safe_load((REPO / "profiles/paper.yaml").read_text()).items():
         paper.setdefault(name, {}).update(section) if isinstance(section, dict) else None
     # the profile overlays sections; every overlaid section must still pass its schema
-    from pipeline.params import validate
+    from pipeline.core.params import validate
     for name, section in paper.items():
         validate(name, section)
 

@@ -18,9 +18,9 @@ import pandas as pd
 import pytest
 import yaml
 
-from pipeline.atomic import atomic_dir, atomic_file, remove_leftovers
-from pipeline.errors import PipelineError
-from pipeline.safepaths import check_name, inside, slug
+from pipeline.core.atomic import atomic_dir, atomic_file, remove_leftovers
+from pipeline.core.errors import PipelineError
+from pipeline.core.safepaths import check_name, inside, slug
 from tests.test_download import HEADER, encode, photo, sha
 
 REPO = Path(__file__).resolve().parents[1]
@@ -164,7 +164,7 @@ def test_same_names_in_two_folders_do_not_clean_each_other(tmp_path):
 STAGE = """\
 import os, sys, time
 from pathlib import Path
-from pipeline.atomic import atomic_dir
+from pipeline.core.atomic import atomic_dir
 with atomic_dir(Path("data/defended/text-k1")) as tmp:
     (tmp / "model.bin").write_bytes(b"w" * 1000)
     if Path("hang").exists():

@@ -22,7 +22,7 @@ import webdataset as wds
 import yaml
 
 import pipeline
-from pipeline.errors import PipelineError
+from pipeline.core.errors import PipelineError
 from tests.test_download import encode, http_root, laion_params, last_line, leftovers, photo  # noqa: F401
 
 # The checkout under test (not necessarily this file's): stage subprocesses must run its code.

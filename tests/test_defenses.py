@@ -2,16 +2,18 @@
 from __future__ import annotations
 
 import math
+from pathlib import Path
 
 import open_clip
 import pytest
 import torch
 import torch.nn.functional as F
 import torchvision.transforms.functional as TF
+import yaml
 from open_clip.constants import OPENAI_DATASET_MEAN, OPENAI_DATASET_STD
 from open_clip.tokenizer import SimpleTokenizer
 
-from pipeline.defenses.config import (ImageDefenseConfig, TextDefenseConfig, config_to_dict,
+from pipeline.core.defense_params import (ImageDefenseConfig, TextDefenseConfig, config_to_dict,
                                       image_config_from_dict, text_config_from_dict)
 from pipeline.defenses.image_defense import (ImageInput, _per_identity_mean, identity_split, render_poisoned_examples,
                                              train_image_defense)
@@ -22,7 +24,7 @@ from pipeline.defenses.paste import (PasteParams, PasteSpec, jitter_colors, past
 from pipeline.defenses.poisoned_captions import example_poisoned_captions, poison_caption, sample_poisoned_pairs
 from pipeline.defenses.text_defense import train_text_defense
 from pipeline.defenses.towers import TextTower, build_defended_model, text_tower_keys, visual_keys
-from pipeline.errors import ParamError, PipelineError
+from pipeline.core.errors import ParamError, PipelineError
 
 CONTEXT = 16
 NAMES = ["Ada Quill", "Bo Marsh"]
@@ -490,13 +492,16 @@ def test_e_avg_from_image_files_matches_the_in_memory_mean(model, tmp_path):
 
 @pytest.mark.parametrize("k, ok", [(4, True), (8, False)])
 def test_image_k_must_have_a_text_defense_for_the_combined_model(k, ok):
-    from pipeline.stages.defend import check_combinable
-    p = {"text_ks": [1, 4, 16], "image_ks": [1, 4, 8]}
+    from pipeline.core.params import validate
+    from pipeline.core.params_schema import SECTIONS  # noqa: F401  (the schema that checks it)
+    defend = yaml.safe_load((Path(__file__).resolve().parents[1] / "params.yaml").read_text())["defend"]
+    defend = {**defend, "text_ks": [1, 4, 16], "image_ks": [1, k]}
     if ok:
-        check_combinable(p, k)
+        validate("defend", defend)
     else:
-        with pytest.raises(PipelineError, match=r"defend.image_ks has K=8, which defend.text_ks \[1, 4, 16\] lacks"):
-            check_combinable(p, k)
+        with pytest.raises(PipelineError, match=r"defend.image_ks = \[1, 8\] is not allowed; expected Ks that "
+                                                r"defend.text_ks \[1, 4, 16\] also has \(K=8 is missing there\)"):
+            validate("defend", defend)
 
 
 def test_pasted_kept_faces_are_held_at_the_teachers_embedding_of_the_same_image(model):

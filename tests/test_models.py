@@ -19,7 +19,7 @@ import webdataset as wds
 import yaml
 from PIL import Image
 
-from pipeline.errors import ParamError
+from pipeline.core.errors import ParamError
 from pipeline.models.architecture import build_model
 from pipeline.models.checkpoint import load_model, save_checkpoint
 from pipeline.models.device import autocast, resolve_device
@@ -229,7 +229,7 @@ def _run_stage(workdir: Path, params: dict, **env) -> tuple[subprocess.Completed
     # main() is timed apart from the imports: torch + open_clip take 3-7 s to import on a shared CPU
     code = ("import sys, time\n"
             "from pipeline.stages import base_model\n"
-            "from pipeline.stages._main import run_stage\n"
+            "from pipeline.core.stage_runner import run_stage\n"
             "start = time.perf_counter()\n"
             "try:\n    run_stage(base_model.main)\n"
             "finally:\n    print(f'main_seconds={time.perf_counter() - start:.3f}')\n")
@@ -305,7 +305,7 @@ def test_tag_weights_come_from_the_cache_or_fail_fast_offline(tmp_path, monkeypa
 
 
 def test_demo_stage_without_shards_fails_and_leaves_no_output(tmp_path, monkeypatch):
-    from pipeline.errors import PipelineError
+    from pipeline.core.errors import PipelineError
     from pipeline.stages import base_model as stage
 
     params = {"base_model": {"arch": fresh_arch(), "pretrained": "", "shards": "missing", "model_cfg": TINY_CFG,

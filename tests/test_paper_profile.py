@@ -40,7 +40,7 @@ from PIL import Image
 
 from pipeline.data import filler_names, sources
 from pipeline.data.paper_world import extract_imagenetv2
-from pipeline.errors import PipelineError
+from pipeline.core.errors import PipelineError
 from pipeline.profiles import (apply_to_params, check_keys, exp_run_command, flatten, hydra_value,
                                overrides_for, printable, set_args, sweep_commands)
 
@@ -486,7 +486,7 @@ def test_paper_world_lays_out_every_real_input(tmp_path, real_sources):
 
 def test_lazy_shard_images_train_exactly_like_the_tensor(tmp_path):
     """The defend stage reads only the drawn images; results are bit-identical to the eager path."""
-    from pipeline.defenses.config import ImageDefenseConfig
+    from pipeline.core.defense_params import ImageDefenseConfig
     from pipeline.defenses.image_defense import train_image_defense
     from pipeline.models.architecture import build_model
     from pipeline.models.shards import ShardImages, read_shards

@@ -245,7 +245,7 @@ def test_stage_rejects_bad_params(tmp_path, monkeypatch):
     (tmp_path / "params.yaml").write_text(yaml.safe_dump({"report": {
         "pseudonymize": "yes", "salt": "x", "example_images": 0, "example_captions": 2, "seed": 0, "dpi": 50}}))
     monkeypatch.chdir(tmp_path)
-    from pipeline.errors import ParamError
+    from pipeline.core.errors import ParamError
     from pipeline.stages import report
     with pytest.raises(ParamError, match="report.pseudonymize"):
         report.main()

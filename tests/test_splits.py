@@ -4,7 +4,7 @@ import pytest
 
 from pipeline.data.splits import (candidate_names, clean_caption_pool, normalise_name,
                                   split_identities)
-from pipeline.errors import PipelineError
+from pipeline.core.errors import PipelineError
 
 
 def make_index(photos_per_identity: dict[str, int]) -> pd.DataFrame:

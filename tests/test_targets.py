@@ -3,7 +3,7 @@ import pandas as pd
 import pytest
 
 from pipeline.defenses.targets import check_text_target, removal_order, removal_set
-from pipeline.errors import PipelineError
+from pipeline.core.errors import PipelineError
 
 TABLE = pd.DataFrame({
     "name": [f"p{i}" for i in range(10)],

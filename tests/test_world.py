@@ -11,10 +11,10 @@ import yaml
 from PIL import Image
 
 from pipeline.attack.templates import IDIA_TEMPLATES, fill_template
-from pipeline.errors import ParamError
+from pipeline.core.errors import ParamError
 from pipeline.world import captions, names
 from pipeline.world.build import FACESCRUB_HEADER, build_world
-from pipeline.world.config import world_config
+from pipeline.core.world_params import world_config
 from pipeline.world.faces import HAIR_COLOURS
 from pipeline.world.scenes import SCENE_COLOURS, SCENE_SHAPES, scene_classes
 

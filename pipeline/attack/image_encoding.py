@@ -11,7 +11,7 @@ from torch import Tensor, nn
 from tqdm import tqdm
 
 from pipeline.attack.text_encoding import encoding_autocast, inference_mode
-from pipeline.errors import PipelineError
+from pipeline.core.errors import PipelineError
 
 
 def load_image(path: Path, preprocess: Callable) -> Tensor:

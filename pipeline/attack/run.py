@@ -17,7 +17,7 @@ from pipeline.attack.idia import idia_metrics, identity_table, idia_votes
 from pipeline.attack.image_encoding import encode_images
 from pipeline.attack.templates import IDIA_TEMPLATES
 from pipeline.attack.text_encoding import encode_idia_texts
-from pipeline.errors import PipelineError
+from pipeline.core.errors import PipelineError
 
 EMBEDDINGS_KEY = "embeddings"
 

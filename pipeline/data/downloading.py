@@ -24,7 +24,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from pipeline.data.download_worker import INTERRUPTED
-from pipeline.errors import PipelineError
+from pipeline.core.errors import PipelineError
 
 HTTP_ERROR = "http_error"
 HASH_MISMATCH = "hash_mismatch"

@@ -21,14 +21,14 @@ import pyarrow.parquet as pq
 from PIL import Image
 from tqdm import tqdm
 
-from pipeline.atomic import atomic_dir, remove_leftovers
+from pipeline.core.atomic import atomic_dir, remove_leftovers
 from pipeline.data.downloading import (BAD_BBOX, HASH_MISMATCH, HTTP_ERROR, MALFORMED_ROW, OTHER,
                                        UNDECODABLE_IMAGE,
                                        failure_reason, read_results, read_stats, reason_table,
                                        resolve_url, run_img2dataset, samples_per_shard,
                                        top_errors)
-from pipeline.errors import PipelineError
-from pipeline.safepaths import inside, slug
+from pipeline.core.errors import PipelineError
+from pipeline.core.safepaths import inside, slug
 
 LIST_HEADER = ("name", "image_id", "face_id", "url", "bbox", "sha256")
 REASONS = (HTTP_ERROR, HASH_MISMATCH, UNDECODABLE_IMAGE, BAD_BBOX, MALFORMED_ROW, OTHER)

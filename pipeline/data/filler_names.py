@@ -21,7 +21,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from pipeline.errors import PipelineError
+from pipeline.core.errors import PipelineError
 
 KINDS = ("male", "female", "surname")
 COLUMNS = ("name", "kind")

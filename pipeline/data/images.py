@@ -8,7 +8,7 @@ import torch
 from PIL import Image, UnidentifiedImageError
 from tqdm import tqdm
 
-from pipeline.errors import PipelineError
+from pipeline.core.errors import PipelineError
 
 
 def read_uint8(path: Path | str, size: int | None = None) -> torch.Tensor:

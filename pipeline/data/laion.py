@@ -21,11 +21,11 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 from tqdm import tqdm
 
-from pipeline.atomic import atomic_dir, remove_leftovers
+from pipeline.core.atomic import atomic_dir, remove_leftovers
 from pipeline.data.downloading import (DOWNLOAD_REASONS, OTHER,
                                        count_failures, read_results, read_stats, reason_table,
                                        resolve_url, run_img2dataset, top_errors)
-from pipeline.errors import PipelineError
+from pipeline.core.errors import PipelineError
 
 PARAM = "download_laion.parquet"
 # Column names img2dataset keeps for itself (save_additional_columns refuses them).

@@ -15,7 +15,7 @@ from pathlib import Path
 import pandas as pd
 
 from pipeline.data.splits import normalise_name
-from pipeline.errors import PipelineError
+from pipeline.core.errors import PipelineError
 
 REQUIRED = ("name", "count")
 OPTIONAL = ("membership",)

@@ -25,8 +25,8 @@ import pyarrow.parquet as pq
 from pipeline.data import filler_names, sources
 from pipeline.data.facescrub import list_group
 from pipeline.data.occurrences import read_occurrences
-from pipeline.errors import ParamError, PipelineError
-from pipeline.params import require
+from pipeline.core.errors import ParamError, PipelineError
+from pipeline.core.params import require
 
 SECTION = "sources"
 FILE_SOURCES = ("occurrences", "first_names", "surnames", "laion_parquet", "imagenetv2")

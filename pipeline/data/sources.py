@@ -21,7 +21,7 @@ import urllib.parse
 import urllib.request
 from pathlib import Path
 
-from pipeline.errors import PipelineError
+from pipeline.core.errors import PipelineError
 
 CHUNK = 1 << 20
 USER_AGENT = "backdoor-unlearning-pipeline/0.1 (+https://github.com/; research data download)"

@@ -20,13 +20,13 @@ from open_clip.constants import OPENAI_DATASET_MEAN, OPENAI_DATASET_STD
 from torch import nn
 from tqdm import tqdm
 
-from pipeline.defenses.config import ImageDefenseConfig
+from pipeline.core.defense_params import ImageDefenseConfig
 from pipeline.defenses.losses import (neg_cosine, per_sample_neg_cosine, teacher_student,
                                       trainable_pairs)
 from pipeline.defenses.paste import PasteSpec, paste_faces, prepare_faces, sample_paste_params
 from pipeline.defenses.towers import require_clip
 from pipeline.defenses.training import DefenseRun, make_optimizer, regularised_step
-from pipeline.errors import PipelineError
+from pipeline.core.errors import PipelineError
 from pipeline.models.device import autocast
 
 

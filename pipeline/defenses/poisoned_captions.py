@@ -6,7 +6,7 @@ from typing import Sequence
 
 import torch
 
-from pipeline.errors import PipelineError
+from pipeline.core.errors import PipelineError
 
 
 @dataclass(frozen=True)

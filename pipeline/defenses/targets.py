@@ -6,7 +6,7 @@ import re
 import numpy as np
 import pandas as pd
 
-from pipeline.errors import PipelineError
+from pipeline.core.errors import PipelineError
 
 
 def removal_order(idia_table: pd.DataFrame, seed: int) -> list[str]:

@@ -12,12 +12,12 @@ import open_clip
 import torch
 from tqdm import tqdm
 
-from pipeline.defenses.config import TextDefenseConfig
+from pipeline.core.defense_params import TextDefenseConfig
 from pipeline.defenses.losses import neg_cosine, teacher_student, trainable_pairs
 from pipeline.defenses.poisoned_captions import sample_poisoned_pairs
 from pipeline.defenses.towers import TextTower, require_clip
 from pipeline.defenses.training import DefenseRun, make_optimizer, regularised_step
-from pipeline.errors import PipelineError
+from pipeline.core.errors import PipelineError
 from pipeline.models.device import autocast
 
 Tokenizer = Callable[[list[str]], torch.Tensor]

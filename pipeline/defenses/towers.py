@@ -15,7 +15,7 @@ import torch
 from open_clip.transformer import text_global_pool
 from torch import nn
 
-from pipeline.errors import PipelineError
+from pipeline.core.errors import PipelineError
 
 TEXT_TOWER_ATTRS = ("token_embedding", "positional_embedding", "transformer", "ln_final",
                     "text_projection")

@@ -14,7 +14,7 @@ from typing import Callable
 
 import torch
 
-from pipeline.errors import PipelineError
+from pipeline.core.errors import PipelineError
 
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".webp"}
 

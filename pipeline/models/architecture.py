@@ -8,7 +8,7 @@ from pathlib import Path
 import open_clip
 import torch
 
-from pipeline.errors import ParamError, PipelineError
+from pipeline.core.errors import ParamError, PipelineError
 
 REQUIRED_CFG_KEYS = ("embed_dim", "vision_cfg", "text_cfg")
 

@@ -12,9 +12,9 @@ import torch
 from safetensors import SafetensorError, safe_open
 from safetensors.torch import save_file
 
-from pipeline.errors import PipelineError
+from pipeline.core.errors import PipelineError
 from pipeline.models.architecture import validate_model_cfg
-from pipeline.safepaths import check_name
+from pipeline.core.safepaths import check_name
 
 WEIGHTS_FILE = "model.safetensors"
 

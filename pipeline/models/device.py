@@ -6,7 +6,7 @@ from typing import Iterator
 
 import torch
 
-from pipeline.errors import ParamError
+from pipeline.core.errors import ParamError
 
 DEVICE_CHOICES = ("auto", "cpu", "cuda")
 

@@ -14,8 +14,8 @@ import torch.nn.functional as F
 from open_clip.constants import OPENAI_DATASET_MEAN, OPENAI_DATASET_STD
 from tqdm import tqdm
 
-from pipeline.atomic import atomic_file
-from pipeline.errors import PipelineError
+from pipeline.core.atomic import atomic_file
+from pipeline.core.errors import PipelineError
 from pipeline.models.architecture import count_params
 from pipeline.models.device import autocast
 

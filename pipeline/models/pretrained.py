@@ -14,7 +14,7 @@ import torch
 from open_clip.constants import HF_SAFE_WEIGHTS_NAME, HF_WEIGHTS_NAME
 from open_clip.transform import PreprocessCfg
 
-from pipeline.errors import ParamError, PipelineError
+from pipeline.core.errors import ParamError, PipelineError
 
 PROBE_TIMEOUT_S = 2.0
 HF_HOST = "huggingface.co"

@@ -12,7 +12,7 @@ import webdataset as wds
 from PIL import Image
 from tqdm import tqdm
 
-from pipeline.errors import PipelineError
+from pipeline.core.errors import PipelineError
 
 
 def list_shards(shard_dir: Path) -> list[Path]:

@@ -10,7 +10,7 @@ from typing import Sequence
 import numpy as np
 import pandas as pd
 
-from pipeline.errors import PipelineError
+from pipeline.core.errors import PipelineError
 
 PASTE_KEYS = ("paste_scale", "rotation", "flip", "color_jitter", "hue")
 
@@ -31,7 +31,7 @@ def poisoned_images(root: Path, names: Sequence[str], image_config: dict | None,
     import torch
 
     from pipeline.data.images import read_many
-    from pipeline.defenses.config import image_config_from_dict
+    from pipeline.core.defense_params import image_config_from_dict
     from pipeline.defenses.image_defense import render_poisoned_examples
     from pipeline.models.shards import read_shards
 

@@ -16,16 +16,16 @@ os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
 import open_clip  # noqa: E402
 import torch  # noqa: E402
 
-from pipeline.atomic import atomic_dir, remove_leftovers, write_json  # noqa: E402
-from pipeline.errors import ParamError  # noqa: E402
+from pipeline.core.atomic import atomic_dir, remove_leftovers, write_json  # noqa: E402
+from pipeline.core.errors import ParamError  # noqa: E402
 from pipeline.models.architecture import build_model, count_params, validate_model_cfg  # noqa: E402
 from pipeline.models.checkpoint import save_checkpoint  # noqa: E402
 from pipeline.models.device import resolve_device, select_attention_kernel  # noqa: E402
 from pipeline.models.pretrain import PretrainConfig, pretrain, resize_images, write_log  # noqa: E402
 from pipeline.models.pretrained import load_pretrained  # noqa: E402
 from pipeline.models.shards import read_shards  # noqa: E402
-from pipeline.params import load_params, require  # noqa: E402
-from pipeline.stages._main import run_stage  # noqa: E402
+from pipeline.core.params import load_params, require  # noqa: E402
+from pipeline.core.stage_runner import run_stage  # noqa: E402
 
 OUT_DIR = Path("data/base_model")
 LOSS_PLOT = Path("plots/base_model_loss.csv")

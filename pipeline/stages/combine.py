@@ -12,11 +12,11 @@ from pathlib import Path
 import pandas as pd
 import yaml
 
-from pipeline.atomic import atomic_dir
+from pipeline.core.atomic import atomic_dir
 from pipeline.defenses.towers import build_defended_model, text_tower_keys, visual_keys
-from pipeline.errors import PipelineError
+from pipeline.core.errors import PipelineError
 from pipeline.models.checkpoint import load_model, save_checkpoint
-from pipeline.stages._main import run_stage
+from pipeline.core.stage_runner import run_stage
 
 DEFENDED = Path("data/defended")
 

@@ -3,11 +3,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from pipeline.atomic import write_json
+from pipeline.core.atomic import write_json
 from pipeline.data.facescrub import download_facescrub
-from pipeline.errors import ParamError, PipelineError
-from pipeline.params import load_params, require
-from pipeline.stages._main import run_stage
+from pipeline.core.errors import ParamError, PipelineError
+from pipeline.core.params import load_params, require
+from pipeline.core.stage_runner import run_stage
 
 SECTION = "download_facescrub"
 OUT_DIR = Path("data/facescrub")

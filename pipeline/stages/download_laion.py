@@ -3,11 +3,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from pipeline.atomic import write_json
+from pipeline.core.atomic import write_json
 from pipeline.data.downloading import check_distributor
 from pipeline.data.laion import DISTRIBUTORS, RESIZE_MODES, download_laion
-from pipeline.params import load_params, require
-from pipeline.stages._main import run_stage
+from pipeline.core.params import load_params, require
+from pipeline.core.stage_runner import run_stage
 
 SECTION = "download_laion"
 SHARDS_DIR = Path("data/laion/shards")

@@ -5,14 +5,14 @@ from pathlib import Path
 
 import pandas as pd
 
-from pipeline.atomic import atomic_dir, write_json
+from pipeline.core.atomic import atomic_dir, write_json
 from pipeline.attack.run import run_idia, save_embeddings
 from pipeline.attack.templates import IDIA_TEMPLATES
-from pipeline.errors import PipelineError
+from pipeline.core.errors import PipelineError
 from pipeline.models.checkpoint import load_model
 from pipeline.models.device import resolve_device
-from pipeline.params import load_params, require
-from pipeline.stages._main import run_stage
+from pipeline.core.params import load_params, require
+from pipeline.core.stage_runner import run_stage
 
 MODEL_DIR = Path("data/base_model")
 SPLITS = Path("data/splits")

@@ -5,7 +5,7 @@
 Reads the metrics and plot tables of every stage (runs are found by globbing
 metrics/evaluate/*.json), renders the figures with matplotlib and writes a Markdown report
 and a self-contained HTML copy (figures embedded, no external files). Everything is built
-in a temporary folder (pipeline.atomic's staging) and moved into place at the end, so a
+in a temporary folder (pipeline.core.atomic's staging) and moved into place at the end, so a
 failed run leaves the previous report untouched.
 """
 from __future__ import annotations
@@ -14,10 +14,10 @@ import os
 import shutil
 from pathlib import Path
 
-from pipeline.atomic import scratch_dir
-from pipeline.errors import PipelineError
-from pipeline.params import load_params, require
-from pipeline.stages._main import run_stage
+from pipeline.core.atomic import scratch_dir
+from pipeline.core.errors import PipelineError
+from pipeline.core.params import load_params, require
+from pipeline.core.stage_runner import run_stage
 
 REPORTS = Path("reports")
 OUTPUTS = ("figures", "report.md", "report.html")   # replaced in this order

@@ -5,14 +5,14 @@ from pathlib import Path
 
 import pandas as pd
 
-from pipeline.atomic import atomic_dir, write_json
+from pipeline.core.atomic import atomic_dir, write_json
 from pipeline.data.corpus import read_shard_captions
 from pipeline.data.filler_names import read_filler_names
 from pipeline.data.occurrences import read_occurrences
 from pipeline.data.splits import candidate_names, clean_caption_pool, split_identities
-from pipeline.errors import PipelineError
-from pipeline.params import load_params, require
-from pipeline.stages._main import run_stage
+from pipeline.core.errors import PipelineError
+from pipeline.core.params import load_params, require
+from pipeline.core.stage_runner import run_stage
 from pipeline.world import names as builtin_names
 
 FACESCRUB_INDEX = Path("data/facescrub/index.parquet")

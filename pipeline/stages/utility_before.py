@@ -8,13 +8,13 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from pipeline.atomic import atomic_dir, write_json
+from pipeline.core.atomic import atomic_dir, write_json
 from pipeline.attack.run import save_embeddings
 from pipeline.evaluation.zeroshot import load_benchmark, zero_shot
 from pipeline.models.checkpoint import load_model
 from pipeline.models.device import resolve_device
-from pipeline.params import load_params, require
-from pipeline.stages._main import run_stage
+from pipeline.core.params import load_params, require
+from pipeline.core.stage_runner import run_stage
 
 MODEL_DIR = Path("data/base_model")
 OUT = Path("data/utility_before")
@@ -41,6 +41,8 @@ def main() -> None:
             save_embeddings(tmp / f"{bench.name}_images.safetensors", emb)
         (tmp / "benchmarks.json").write_text(json.dumps(
             {b.name: str(f) for f, b in zip(folders, benches)}, indent=2, sort_keys=True) + "\n")
+        # the numbers evaluate compares against: from this data out, not from a metrics file
+        (tmp / "accuracy.json").write_text(json.dumps(metrics, indent=2, sort_keys=True) + "\n")
         if max_templates:  # evaluate must score defended models on the same templates
             (tmp / "zeroshot.json").write_text(json.dumps({"max_templates": max_templates}) + "\n")
     write_json(METRICS, metrics)

@@ -7,13 +7,13 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from pipeline.atomic import atomic_dir
+from pipeline.core.atomic import atomic_dir
 from pipeline.data.filler_names import write_filler_names
-from pipeline.params import load_params, require
-from pipeline.stages._main import run_stage
+from pipeline.core.params import load_params, require
+from pipeline.core.stage_runner import run_stage
 from pipeline.world.build import build_world
 from pipeline.world import names
-from pipeline.world.config import world_config
+from pipeline.core.world_params import world_config
 
 OUT = Path("data/world")
 

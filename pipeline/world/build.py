@@ -20,7 +20,7 @@ from tqdm import tqdm
 
 from pipeline.attack.templates import IDIA_TEMPLATES, fill_template
 from pipeline.world import captions
-from pipeline.world.config import WorldConfig, world_config
+from pipeline.core.world_params import WorldConfig, world_config
 from pipeline.world.faces import (DISCRETE_ATTRIBUTES, HAIR_COLOURS, Identity, draw_identities,
                                   render_face, sample_distinct)
 from pipeline.world.imaging import jpeg_bytes

@@ -10,6 +10,7 @@ import math
 import numpy as np
 from PIL import Image, ImageDraw
 
+from pipeline.core import world_params
 from pipeline.world.imaging import SUPERSAMPLE, background, finish
 
 SCENE_COLOURS = {"red": (218, 40, 38), "green": (40, 165, 62), "blue": (42, 82, 218),
@@ -17,6 +18,7 @@ SCENE_COLOURS = {"red": (218, 40, 38), "green": (40, 165, 62), "blue": (42, 82, 
 SCENE_SHAPES = ("circle", "square", "triangle", "star")
 PATTERNS = ("plain", "striped", "dotted")
 MAX_SCENE_CLASSES = len(SCENE_COLOURS) * len(SCENE_SHAPES)
+assert MAX_SCENE_CLASSES == world_params.MAX_SCENE_CLASSES, "the params schema allows other scene classes"
 
 
 def scene_classes(n: int) -> list[tuple[str, str]]:

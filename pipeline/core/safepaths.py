@@ -11,7 +11,7 @@ import re
 import unicodedata
 from pathlib import Path
 
-from pipeline.errors import PipelineError
+from pipeline.core.errors import PipelineError
 
 # Letters and digits of any script, and . _ - ' : what real names need, nothing a path can use.
 _UNSAFE = re.compile(r"[^\w.'-]+")

@@ -1,6 +1,6 @@
 """Reading params.yaml: one section per stage, each validated by its schema when it is loaded.
 
-The schemas (`pipeline.params_schema`) are pydantic dataclasses with strict types: an unknown
+The schemas (`pipeline.core.params_schema`) are pydantic dataclasses with strict types: an unknown
 key (a typo such as `evaluate.worker`), a wrong type, a value out of range, a duplicate in
 a list of K, or a model shape open_clip cannot build is refused before any work starts, in
 one line that names the key and what is allowed.
@@ -14,7 +14,7 @@ from typing import Any
 
 import yaml
 
-from pipeline.errors import ParamError, PipelineError
+from pipeline.core.errors import ParamError, PipelineError
 
 PARAMS_FILE = Path("params.yaml")
 
@@ -31,7 +31,7 @@ def load_params(section: str | None = None, path: Path | str = PARAMS_FILE) -> d
     """Return the whole params file, or one stage's section of it, validated by its schema.
 
     Sections are returned as plain dicts with every default filled in."""
-    from pipeline.params_schema import SECTIONS
+    from pipeline.core.params_schema import SECTIONS
 
     path = Path(path)
     if not path.is_file():
@@ -57,7 +57,7 @@ def load_params(section: str | None = None, path: Path | str = PARAMS_FILE) -> d
 
 def validate(section: str, value) -> dict[str, Any]:
     """One section checked against its schema; a plain dict with the defaults filled in."""
-    from pipeline.params_schema import SECTIONS
+    from pipeline.core.params_schema import SECTIONS
 
     return _as_plain(check(SECTIONS[section], value, section))
 

@@ -7,10 +7,10 @@ from typing import Annotated, Literal
 from pydantic import Field
 from pydantic.dataclasses import dataclass
 
-from pipeline.params import Rule, check
-from pipeline.schema_types import SCHEMA, Int
-from pipeline.world.scenes import MAX_SCENE_CLASSES
+from pipeline.core.params import Rule, check
+from pipeline.core.schema_types import SCHEMA, Int
 
+MAX_SCENE_CLASSES = 16  # 4 colours x 4 shapes; pipeline.world.scenes draws exactly these
 MAX_COUNT = 300  # IDIA only evaluates names seen 1..300 times (method.md §1)
 
 

@@ -3,7 +3,7 @@
 `text_config_from_dict` / `image_config_from_dict` turn a params.yaml section
 (`defend.text`, `defend.image_recipes.<name>`) into a config; keys left out keep the
 default, and a wrong key or value raises ParamError naming the key (the one schema
-mechanism of `pipeline.params`).
+mechanism of `pipeline.core.params`).
 """
 from __future__ import annotations
 
@@ -13,8 +13,8 @@ from typing import Annotated, Any, Mapping
 from pydantic import Field, field_validator
 from pydantic.dataclasses import dataclass
 
-from pipeline.params import Rule, check
-from pipeline.schema_types import SCHEMA, Bool, Float, Int, Str
+from pipeline.core.params import Rule, check
+from pipeline.core.schema_types import SCHEMA, Bool, Float, Int, Str
 
 Steps = Annotated[Int, Field(ge=1)]
 Rate = Annotated[Float, Field(gt=0)]

@@ -2,7 +2,7 @@
 
 Types are strict (an int is never the string "5", a flag never "yes"); every section refuses
 keys it does not know. The defense recipes and the world's record live next to their code
-(`pipeline.defenses.config`, `pipeline.world.config`) and are reused here as they are.
+(`pipeline.core.defense_params`, `pipeline.core.world_params`) and are reused here as they are.
 """
 from __future__ import annotations
 
@@ -12,12 +12,12 @@ from typing import Annotated, Literal
 from pydantic import Field, field_validator, model_validator
 from pydantic.dataclasses import dataclass
 
-from pipeline.defenses.config import ImageDefenseConfig, TextDefenseConfig
-from pipeline.params import Rule
-from pipeline.safepaths import check_name
-from pipeline.schema_types import SCHEMA, Bool, Float, Int, NonNegative, Positive, Str
-from pipeline.schema_types import NonEmpty as Path_
-from pipeline.world.config import WorldParams
+from pipeline.core.defense_params import ImageDefenseConfig, TextDefenseConfig
+from pipeline.core.params import Rule
+from pipeline.core.safepaths import check_name
+from pipeline.core.schema_types import SCHEMA, Bool, Float, Int, NonNegative, Positive, Str
+from pipeline.core.schema_types import NonEmpty as Path_
+from pipeline.core.world_params import WorldParams
 
 Device = Literal["auto", "cpu", "cuda"]
 _SHA256 = re.compile(r"[0-9a-fA-F]{64}")

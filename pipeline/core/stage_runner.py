@@ -6,7 +6,7 @@ import signal
 import sys
 from typing import Callable
 
-from pipeline.errors import PipelineError
+from pipeline.core.errors import PipelineError
 
 
 class Terminated(SystemExit):

@@ -1,0 +1,46 @@
+"""Stage `defend_text`: the text-encoder defense removing K identities.
+
+    python -m pipeline.stages.defend_text --k 4
+
+Writes data/defended/text-k<K>/ (checkpoint, removed.csv, defense.yaml), the loss curve
+plots/defend/text-k<K>.csv and metrics/defend/text-k<K>.json.
+"""
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+import pandas as pd
+
+from pipeline.core.defense_params import text_config_from_dict
+from pipeline.core.params import load_params
+from pipeline.core.stage_runner import run_stage
+from pipeline.defenses.records import removal_inputs, run_name, write_defense
+from pipeline.defenses.targets import check_text_target
+from pipeline.defenses.text_defense import train_text_defense
+from pipeline.defenses.towers import build_defended_model
+
+BASE = Path("data/base_model")
+SPLITS = Path("data/splits")
+IDIA_BEFORE = Path("data/idia_before/identities.csv")
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__)
+    ap.add_argument("--k", type=int, required=True)
+    k = ap.parse_args().k
+    p = load_params("defend")
+    device, names, loaded, train = removal_inputs(p, k, identities=IDIA_BEFORE, base=BASE,
+                                                  clean_captions=SPLITS / "clean_captions.parquet")
+    cfg = text_config_from_dict(p["text"])
+    check_text_target(cfg.target, list(pd.read_csv(SPLITS / "candidates.csv")["name"]))
+    run = train_text_defense(loaded.model, loaded.tokenizer, list(train["caption"]), names, cfg, device)
+    defended = build_defended_model(loaded.model, text_student=run.student)
+    name = run_name("text", k)
+    write_defense(run, defended, loaded, names, cfg, encoder="text", k=k, seed=p["seed"],
+                  out_dir=Path("data/defended") / name, plot=Path("plots/defend") / f"{name}.csv",
+                  metrics=Path("metrics/defend") / f"{name}.json")
+
+
+if __name__ == "__main__":
+    run_stage(main)
