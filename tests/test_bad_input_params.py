@@ -151,3 +151,19 @@ def test_a_typo_stops_the_stage_with_one_line_and_exit_2(tmp_path):
 
 def test_param_error_is_a_pipeline_error():
     assert issubclass(ParamError, PipelineError)
+
+
+def test_schema_limits_agree_with_the_code_they_guard():
+    import typing
+
+    from pipeline.attack.templates import IDIA_TEMPLATES
+    from pipeline.core.params_schema import DownloadLaion, IdiaBefore
+    from pipeline.data.laion import DISTRIBUTORS, RESIZE_MODES
+    from pipeline.world.scenes import MAX_SCENE_CLASSES, SCENE_COLOURS, SCENE_SHAPES
+
+    fields = DownloadLaion.__pydantic_fields__
+    assert typing.get_args(fields["resize_mode"].annotation) == RESIZE_MODES
+    assert typing.get_args(fields["distributor"].annotation) == DISTRIBUTORS
+    tau_max = [m.le for m in IdiaBefore.__pydantic_fields__["tau"].metadata if hasattr(m, "le")]
+    assert tau_max == [len(IDIA_TEMPLATES)]
+    assert MAX_SCENE_CLASSES == len(SCENE_COLOURS) * len(SCENE_SHAPES)

@@ -493,7 +493,6 @@ def test_e_avg_from_image_files_matches_the_in_memory_mean(model, tmp_path):
 @pytest.mark.parametrize("k, ok", [(4, True), (8, False)])
 def test_image_k_must_have_a_text_defense_for_the_combined_model(k, ok):
     from pipeline.core.params import validate
-    from pipeline.core.params_schema import SECTIONS  # noqa: F401  (the schema that checks it)
     defend = yaml.safe_load((Path(__file__).resolve().parents[1] / "params.yaml").read_text())["defend"]
     defend = {**defend, "text_ks": [1, 4, 16], "image_ks": [1, k]}
     if ok:

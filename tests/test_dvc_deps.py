@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import json
 import shutil
-import subprocess
 
 import pytest
 
@@ -117,3 +116,18 @@ def test_editing_checkpoint_code_stales_every_stage_that_imports_it(tmp_path):
                  if "pipeline/models/checkpoint.py" in {str(f) for f in import_closure(entry_module(stage["cmd"]))}}
     assert {"base_model", "idia_before", "utility_before", "combine@1", "evaluate_text@1", "defend_image@1"} <= importers
     assert stale == importers
+
+
+def test_only_tests_import_stage_entry_points():
+    """The library, scripts and benchmarks stand on their own: none of them imports a stage."""
+    offenders = []
+    for folder in ("pipeline", "scripts", "benchmarks"):
+        for path in sorted((REPO / folder).rglob("*.py")):
+            rel = path.relative_to(REPO)
+            if rel.parts[:2] == ("pipeline", "stages"):
+                continue
+            module = ".".join(rel.with_suffix("").parts)
+            if any(str(f).startswith("pipeline/stages/") and f.name != "__init__.py"
+                   for f in import_closure(module) if f != rel):
+                offenders.append(str(rel))
+    assert not offenders, f"{offenders} import a module of pipeline/stages; move what they need into the library"

@@ -176,7 +176,7 @@ class BaseModel:
 
 @section
 class IdiaBefore:
-    tau: Annotated[Int, Field(ge=1, le=21)]
+    tau: Annotated[Int, Field(ge=1, le=21)]  # 21 = the attack's templates (tests check len(IDIA_TEMPLATES))
     batch_size: Positive
     device: Device
     workers: NonNegative = 0

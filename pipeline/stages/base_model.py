@@ -7,7 +7,6 @@ Either way the output is data/base_model/{model.safetensors,<arch>.json}, loadab
 from __future__ import annotations
 
 import os
-import shutil
 from pathlib import Path
 
 # must be set before CUDA initialises, or cuBLAS cannot be deterministic
@@ -17,7 +16,6 @@ import open_clip  # noqa: E402
 import torch  # noqa: E402
 
 from pipeline.core.atomic import atomic_dir, remove_leftovers, write_json  # noqa: E402
-from pipeline.core.errors import ParamError  # noqa: E402
 from pipeline.models.architecture import build_model, count_params, validate_model_cfg  # noqa: E402
 from pipeline.models.checkpoint import save_checkpoint  # noqa: E402
 from pipeline.models.device import resolve_device, select_attention_kernel  # noqa: E402
@@ -58,7 +56,7 @@ def read_config(p: dict) -> PretrainConfig:
 def train_demo(p: dict, arch: str, device: torch.device):
     model_cfg = validate_model_cfg(p.get("model_cfg"), f"{SECTION}.model_cfg")
     cfg = read_config(p)
-    shards = Path(require(p, SECTION, "shards", str))
+    shards = Path(p["shards"])
     images, captions, _ = read_shards(shards)
     model = build_model(arch, model_cfg, cfg.seed)
     images = resize_images(images, model.visual.image_size[0])
@@ -76,13 +74,11 @@ def load_paper(arch: str, pretrained: str, device: torch.device):
 
 def main() -> None:
     p = load_params(SECTION)
-    arch = require(p, SECTION, "arch", str)
-    if not arch or "/" in arch or arch.startswith("."):
-        raise ParamError(f"{SECTION}.arch", arch, "an architecture name usable as a file name (e.g. 'ViT-B-32')")
-    pretrained = require(p, SECTION, "pretrained", str).strip()
-    device = resolve_device(require(p, SECTION, "device", str), key=f"{SECTION}.device")
+    arch = p["arch"]  # the schema allows only names usable as a file name
+    pretrained = p["pretrained"].strip()
+    device = resolve_device(p["device"], key=f"{SECTION}.device")
     select_attention_kernel(device)
-    torch.set_num_threads(require(p, SECTION, "threads", int, low=1))
+    torch.set_num_threads(p["threads"])
     torch.use_deterministic_algorithms(True, warn_only=True)
     remove_own_temporaries()
 

@@ -6,7 +6,7 @@ from pathlib import Path
 from pipeline.core.atomic import write_json
 from pipeline.data.facescrub import download_facescrub
 from pipeline.core.errors import ParamError, PipelineError
-from pipeline.core.params import load_params, require
+from pipeline.core.params import load_params
 from pipeline.core.stage_runner import run_stage
 
 SECTION = "download_facescrub"
@@ -25,10 +25,10 @@ def main() -> None:
                                 "(the lists come from the FaceScrub authors; give their paths here)")
     report = download_facescrub(
         [Path(p) for p in lists], OUT_DIR, labels=list(lists),
-        min_photos=require(params, SECTION, "min_photos", int, low=1),
-        processes=require(params, SECTION, "processes", int, low=1),
-        threads=require(params, SECTION, "threads", int, low=1),
-        timeout=require(params, SECTION, "timeout", (int, float), low=0.1),
+        min_photos=params["min_photos"],
+        processes=params["processes"],
+        threads=params["threads"],
+        timeout=params["timeout"],
     )
     write_json(METRICS, report)
     print(f"download_facescrub: {report['downloaded']} of {report['rows_read']} photos, "

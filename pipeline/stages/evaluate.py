@@ -19,7 +19,7 @@ from pipeline.evaluation.collateral import compare
 from pipeline.evaluation.defended import image_metrics, text_metrics, zeroshot_against_base
 from pipeline.models.checkpoint import load_model
 from pipeline.models.device import resolve_device
-from pipeline.core.params import load_params, require
+from pipeline.core.params import load_params
 from pipeline.core.stage_runner import run_stage
 
 SPLITS = Path("data/splits")
@@ -37,13 +37,13 @@ def main() -> None:
     name = f"{args.encoder}-k{args.k}"
 
     p = load_params("evaluate")
-    tau = require(load_params("idia_before"), "idia_before", "tau", int, low=1)
-    batch = require(p, "evaluate", "batch_size", int, low=1)
-    n_sim = require(p, "evaluate", "similarity_samples", int, low=1)
-    device = resolve_device(require(p, "evaluate", "device", str), "evaluate.device")
+    tau = load_params("idia_before")["tau"]
+    batch = p["batch_size"]
+    n_sim = p["similarity_samples"]
+    device = resolve_device(p["device"], "evaluate.device")
     # optional keys (older params files lack them): in-process decoding, fp32
-    workers = require({"workers": 0, **p}, "evaluate", "workers", int, low=0)
-    bf16 = require({"bf16": False, **p}, "evaluate", "bf16", bool)
+    workers = p["workers"]
+    bf16 = p["bf16"]
 
     model_dir = Path("data/defended") / name
     defended = load_model(model_dir, device)

@@ -7,11 +7,10 @@ import pandas as pd
 
 from pipeline.core.atomic import atomic_dir, write_json
 from pipeline.attack.run import run_idia, save_embeddings
-from pipeline.attack.templates import IDIA_TEMPLATES
 from pipeline.core.errors import PipelineError
 from pipeline.models.checkpoint import load_model
 from pipeline.models.device import resolve_device
-from pipeline.core.params import load_params, require
+from pipeline.core.params import load_params
 from pipeline.core.stage_runner import run_stage
 
 MODEL_DIR = Path("data/base_model")
@@ -29,12 +28,12 @@ def read_split_table(name: str) -> pd.DataFrame:
 
 def main() -> None:
     p = load_params("idia_before")
-    tau = require(p, "idia_before", "tau", int, low=1, high=len(IDIA_TEMPLATES))
-    batch_size = require(p, "idia_before", "batch_size", int, low=1)
-    device_name = require(p, "idia_before", "device", str)
+    tau = p["tau"]
+    batch_size = p["batch_size"]
+    device_name = p["device"]
     # optional keys (older params files lack them): in-process decoding, fp32
-    workers = require({"workers": 0, **p}, "idia_before", "workers", int, low=0)
-    bf16 = require({"bf16": False, **p}, "idia_before", "bf16", bool)
+    workers = p["workers"]
+    bf16 = p["bf16"]
 
     device = resolve_device(device_name, key="idia_before.device")
     identities = read_split_table("identities.csv")

@@ -16,7 +16,7 @@ from pathlib import Path
 
 from pipeline.core.atomic import scratch_dir
 from pipeline.core.errors import PipelineError
-from pipeline.core.params import load_params, require
+from pipeline.core.params import load_params
 from pipeline.core.stage_runner import run_stage
 
 REPORTS = Path("reports")
@@ -39,12 +39,12 @@ def options_from_params():
         runs = ({f"text-k{k}" for k in defend["text_ks"]}
                 | {f"{enc}-k{k}" for enc in ("image", "both") for k in defend["image_ks"]})
     return ReportOptions(
-        pseudonymize=require(p, "report", "pseudonymize", bool),
-        salt=str(require(p, "report", "salt", (str, int))),
-        example_images=require(p, "report", "example_images", int, low=0, high=64),
-        example_captions=require(p, "report", "example_captions", int, low=0, high=100),
-        seed=require(p, "report", "seed", int, low=0),
-        dpi=require(p, "report", "dpi", int, low=50, high=400),
+        pseudonymize=p["pseudonymize"],
+        salt=str(p["salt"]),
+        example_images=p["example_images"],
+        example_captions=p["example_captions"],
+        seed=p["seed"],
+        dpi=p["dpi"],
         image_recipes=recipes if isinstance(recipes, dict) else None,
         runs=runs,
         trials=Path(p["trials"]) if p.get("trials") else None,

@@ -11,7 +11,7 @@ from pipeline.data.filler_names import read_filler_names
 from pipeline.data.occurrences import read_occurrences
 from pipeline.data.splits import candidate_names, clean_caption_pool, split_identities
 from pipeline.core.errors import PipelineError
-from pipeline.core.params import load_params, require
+from pipeline.core.params import load_params
 from pipeline.core.stage_runner import run_stage
 from pipeline.world import names as builtin_names
 
@@ -23,14 +23,14 @@ METRICS = Path("metrics/splits.json")
 
 def main() -> None:
     p = load_params("splits")
-    seed = require(p, "splits", "seed", int)
-    occurrences_path = Path(require(p, "splits", "occurrences", str))
-    fraction = require(p, "splits", "idia_fraction", float, low=0.05, high=0.95)
-    min_photos = require(p, "splits", "min_idia_photos", int, low=1)
-    max_count = require(p, "splits", "max_count", int, low=1)
-    total_names = require(p, "splits", "candidate_names", int, low=1)
-    heldout = require(p, "splits", "heldout_captions", int, low=0)
-    fillers = require({"filler_names": "builtin", **p}, "splits", "filler_names", str).strip()
+    seed = p["seed"]
+    occurrences_path = Path(p["occurrences"])
+    fraction = p["idia_fraction"]
+    min_photos = p["min_idia_photos"]
+    max_count = p["max_count"]
+    total_names = p["candidate_names"]
+    heldout = p["heldout_captions"]
+    fillers = p["filler_names"].strip()
     if fillers == "builtin":
         first_male, first_female, last_names = (builtin_names.FIRST_NAMES_MALE, builtin_names.FIRST_NAMES_FEMALE,
                                                 builtin_names.LAST_NAMES)

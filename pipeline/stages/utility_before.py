@@ -13,7 +13,7 @@ from pipeline.attack.run import save_embeddings
 from pipeline.evaluation.zeroshot import load_benchmark, zero_shot
 from pipeline.models.checkpoint import load_model
 from pipeline.models.device import resolve_device
-from pipeline.core.params import load_params, require
+from pipeline.core.params import load_params
 from pipeline.core.stage_runner import run_stage
 
 MODEL_DIR = Path("data/base_model")
@@ -23,14 +23,10 @@ METRICS = Path("metrics/utility_before.json")
 
 def main() -> None:
     p = load_params("utility_before")
-    folders = require(p, "utility_before", "benchmarks", list)
-    batch_size = require(p, "utility_before", "batch_size", int, low=1)
-    device = resolve_device(require(p, "utility_before", "device", str), "utility_before.device")
-    # optional keys (older params files lack them): in-process decoding, fp32, every template
-    opt = {"workers": 0, "bf16": False, "max_templates": 0, **p}
-    workers = require(opt, "utility_before", "workers", int, low=0)
-    bf16 = require(opt, "utility_before", "bf16", bool)
-    max_templates = require(opt, "utility_before", "max_templates", int, low=0)
+    folders = p["benchmarks"]
+    batch_size = p["batch_size"]
+    device = resolve_device(p["device"], "utility_before.device")
+    workers, bf16, max_templates = p["workers"], p["bf16"], p["max_templates"]
     benches = [load_benchmark(f, max_templates) for f in folders]
     loaded = load_model(MODEL_DIR, device)
     metrics = {}

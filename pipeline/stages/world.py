@@ -9,7 +9,7 @@ from pathlib import Path
 
 from pipeline.core.atomic import atomic_dir
 from pipeline.data.filler_names import write_filler_names
-from pipeline.core.params import load_params, require
+from pipeline.core.params import load_params
 from pipeline.core.stage_runner import run_stage
 from pipeline.world.build import build_world
 from pipeline.world import names
@@ -20,7 +20,7 @@ OUT = Path("data/world")
 
 def main() -> None:
     params = load_params("world")
-    source = require({"source": "demo", **params}, "world", "source", str, choices=("demo", "paper"))
+    source = params["source"]
     if source == "paper":
         from pipeline.data.paper_world import build_paper_world, preflight, read_sources_params
 
