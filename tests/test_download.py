@@ -10,6 +10,7 @@ import http.server
 import io
 import json
 import os
+import shutil
 import subprocess
 import sys
 import tarfile
@@ -343,8 +344,29 @@ def test_download_laion_to_webdataset_shards(tmp_path, http_root):
     for image, caption, meta in samples:
         assert image.size == (32, 32)
         assert meta["caption"] == caption and meta["WIDTH"] == 48 and "similarity" in meta
+    # relative URLs are recorded as the parquet gives them, not resolved against this folder
+    urls = {caption: meta["url"] for _, caption, meta in samples}
+    assert [urls[f"a photo number {i}"] for i in (0, 3, 6)] == ["file:images/0.jpg", "file:images/3.jpg",
+                                                                  "file:images/6.jpg"]
 
     assert leftovers(tmp_path / "data" / "laion") == []
+
+
+def test_download_laion_shards_do_not_depend_on_the_folder(tmp_path, http_root):
+    """The same world in two folders (two clones) gives byte-identical shards (issue 13)."""
+    www, base = http_root
+    parquet = write_laion_world(tmp_path / "a", www, base)
+    table = pq.read_table(parquet)
+    keep = [not u.startswith("file://") for u in table.column("URL").to_pylist()]  # absolute: used as given
+    pq.write_table(table.filter(pa.array(keep)), parquet)
+    shutil.copytree(tmp_path / "a", tmp_path / "elsewhere" / "b")
+    shards = []
+    for clone in (tmp_path / "a", tmp_path / "elsewhere" / "b"):
+        result = run_stage("download_laion", clone, laion_params("world/laion.parquet"))
+        assert result.returncode == 0, result.stderr[-3000:]
+        shards.append({p.name: p.read_bytes() for p in sorted((clone / "data/laion/shards").iterdir())})
+        assert not any(str(clone).encode() in data for data in shards[-1].values())
+    assert shards[0] == shards[1] and len(shards[0]) == 2
 
 
 @pytest.mark.slow

@@ -7,6 +7,7 @@ repacked sorted by key with fixed tar headers so that the same inputs give the s
 """
 from __future__ import annotations
 
+import json
 import shutil
 import tarfile
 import urllib.error
@@ -99,20 +100,32 @@ def blank_rows(table: pa.Table, column: str, key: str, source: str) -> np.ndarra
 
 
 def write_url_list(table: pa.Table, url_col: str, caption_col: str, extras: list[str],
-                   base: Path | str, path: Path) -> None:
-    """The parquet img2dataset reads: URLs resolved, only the columns it needs."""
-    urls = [resolve_url(u, base) for u in tqdm(table.column(url_col).to_pylist(), desc="urls",
-                                               unit="row", mininterval=2)]
+                   base: Path | str, path: Path) -> dict[str, str]:
+    """The parquet img2dataset reads: URLs resolved, only the columns it needs.
+
+    Returns {resolved: as given} for the URLs that resolving changed (relative ones), so the
+    shards can keep the URL as the parquet gives it: a resolved relative URL holds the
+    absolute path of this checkout, and outputs must not depend on where the repository lives."""
+    given = table.column(url_col).to_pylist()
+    urls = [resolve_url(u, base) for u in tqdm(given, desc="urls", unit="row", mininterval=2)]
     columns = {url_col: pa.array(urls, type=pa.string()),
                caption_col: table.column(caption_col).cast(pa.string())}
     columns.update({c: table.column(c) for c in extras})
     pq.write_table(pa.table(columns), path)
+    return {r: g for r, g in zip(urls, given) if r != g}
 
 
-def repack_shard(src: Path, dst: Path) -> int:
-    """Copy a webdataset tar sorted by (key, extension) with fixed headers; return its samples."""
+def repack_shard(src: Path, dst: Path, urls: dict[str, str] | None = None) -> int:
+    """Copy a webdataset tar sorted by (key, extension) with fixed headers; return its samples.
+
+    urls: {url img2dataset saw: url to record} for each sample's .json (see write_url_list)."""
     with tarfile.open(src) as tin:
         members = {m.name: tin.extractfile(m).read() for m in tin.getmembers() if m.isfile()}
+    for name in [n for n in members if n.endswith(".json")] if urls else []:
+        meta = json.loads(members[name])
+        if meta.get("url") in urls:
+            meta["url"] = urls[meta["url"]]
+            members[name] = json.dumps(meta).encode()
     names = sorted(members, key=lambda n: tuple(n.split(".", 1)) if "." in n else (n, ""))
     with tarfile.open(dst, "w", format=tarfile.GNU_FORMAT) as tout:
         for name in names:
@@ -174,7 +187,7 @@ def download_laion(source: str, shards_dir: Path | str, *, url_col: str, caption
             raise PipelineError(f"{PARAM}: none of the {rows_read} rows of {source} has both a {url_col} and a "
                                 f"{caption_col} (missing_url {dropped[MISSING_URL]}, "
                                 f"missing_caption {dropped[MISSING_CAPTION]})")
-        write_url_list(table, url_col, caption_col, extras, base, work / "urls.parquet")
+        given_urls = write_url_list(table, url_col, caption_col, extras, base, work / "urls.parquet")
         rows_kept = table.num_rows
         del table
         run_img2dataset(
@@ -191,7 +204,7 @@ def download_laion(source: str, shards_dir: Path | str, *, url_col: str, caption
         downloaded = 0
         tars = sorted((work / "out").glob("*.tar"))
         for tar in tqdm(tars, desc="repack shards", unit="shard"):
-            downloaded += repack_shard(tar, tmp / tar.name)
+            downloaded += repack_shard(tar, tmp / tar.name, given_urls)
         shutil.rmtree(work)
         # Rows img2dataset never reported on (a worker died on its shard) are failures too.
         unaccounted = rows_kept - downloaded - sum(failures.values())
