@@ -112,7 +112,7 @@ def test_predict_names_is_argmax_per_template():
 
 
 def _reference_correct(image_emb, text_emb, owner):
-    """Plain Python loops over the definition in method.md §1."""
+    """Plain Python loops over the definition in docs/method.md §1."""
     n_img, n_tpl, n_names = image_emb.shape[0], text_emb.shape[0], text_emb.shape[1]
     result = {}
     for who in sorted(set(owner.tolist())):

@@ -118,7 +118,7 @@ def test_a_section_is_checked_whole_when_a_stage_loads_only_its_own(tmp_path):
 def test_defaults_are_filled_in_and_values_kept(tmp_path):
     def edit(params):
         del params["splits"]["filler_names"]
-    assert _load_edited(tmp_path, edit, section="splits")["filler_names"] == "builtin"
+    assert _load_edited(tmp_path, edit, section="splits")["filler_names"] == "data/world/filler_names.csv"
 
 
 def test_a_pretrained_base_model_needs_no_training_keys(tmp_path):

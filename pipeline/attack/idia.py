@@ -1,4 +1,4 @@
-"""The Identity Inference Attack on precomputed embeddings (method.md §1, steps 3-5).
+"""The Identity Inference Attack on precomputed embeddings (docs/method.md §1, steps 3-5).
 
 Pure tensor/table functions: they do not care which model made the embeddings, so after
 a defense one tower's embeddings can be swapped in while the other tower's are reused.

@@ -1,4 +1,4 @@
-"""The 21 prompt templates of the Identity Inference Attack (method.md §1), in the paper's order."""
+"""The 21 prompt templates of the Identity Inference Attack (docs/method.md §1), in the paper's order."""
 from __future__ import annotations
 
 IDIA_TEMPLATES: list[str] = [

@@ -32,7 +32,7 @@ def _check_milestones(cfg) -> None:
 
 @dataclass(frozen=True, config=SCHEMA)
 class TextDefenseConfig:
-    """Text-encoder defense (method.md §2); defaults are the authors' configuration."""
+    """Text-encoder defense (docs/method.md §2); defaults are the authors' configuration."""
 
     steps: Steps = 400
     clean_batch_size: Steps = 128
@@ -62,7 +62,7 @@ class TextDefenseConfig:
 
 @dataclass(frozen=True, config=SCHEMA)
 class ImageDefenseConfig:
-    """Image-encoder defense (method.md §3); defaults are the authors' configuration.
+    """Image-encoder defense (docs/method.md §3); defaults are the authors' configuration.
 
     `paste_scale` is the face side as a fraction of the image side (paper 56-112 px of
     224 px). `retain_weight` > 0 switches on an option beyond the paper: keep the

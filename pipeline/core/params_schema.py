@@ -92,7 +92,7 @@ class Splits:
     max_count: Positive
     candidate_names: Positive
     heldout_captions: NonNegative
-    filler_names: Path_ = "builtin"
+    filler_names: Path_ = "data/world/filler_names.csv"
 
 
 # ---------------------------------------------------------------- models

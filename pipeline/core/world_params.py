@@ -11,7 +11,7 @@ from pipeline.core.params import Rule, check
 from pipeline.core.schema_types import SCHEMA, Int
 
 MAX_SCENE_CLASSES = 16  # 4 colours x 4 shapes; pipeline.world.scenes draws exactly these
-MAX_COUNT = 300  # IDIA only evaluates names seen 1..300 times (method.md §1)
+MAX_COUNT = 300  # IDIA only evaluates names seen 1..300 times (docs/method.md §1)
 
 
 def _range(low, high):

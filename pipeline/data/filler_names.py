@@ -1,4 +1,4 @@
-"""Filler names for the IDIA candidate list (method.md §1).
+"""Filler names for the IDIA candidate list (docs/method.md §1).
 
 The names file (`filler_names.csv`, columns `name,kind`, kind in male|female|surname, in
 rank order) is what the splits stage reads when `splits.filler_names` is a path. It is made
@@ -42,7 +42,7 @@ def read_filler_names(path: Path | str, key: str = "splits.filler_names") -> tup
     path = Path(path)
     if not path.is_file():
         raise PipelineError(f"{key}: names file not found: {path} (a CSV with columns name,kind; "
-                            "kind is male, female or surname), or use 'builtin'")
+                            "kind is male, female or surname); the world stage writes data/world/filler_names.csv")
     table = pd.read_csv(path, dtype=str, keep_default_na=False)
     if list(table.columns[:2]) != list(COLUMNS):
         raise PipelineError(f"{key}: {path} must start with the columns name,kind "

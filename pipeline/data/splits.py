@@ -1,4 +1,4 @@
-"""Identity splits for the attack and the defenses (method.md §1).
+"""Identity splits for the attack and the defenses (docs/method.md §1).
 
 Per identity the downloaded FaceScrub photos are split, disjointly and with a seed,
 into an IDIA half (uncropped photos the attack shows the model) and a trigger half
@@ -80,7 +80,7 @@ def candidate_names(real_names: list[str], total: int, *, seed: int, first_male:
                     forbidden: list[str] = ()) -> pd.DataFrame:
     """Real names plus filler full names up to `total`, shuffled with the seed.
 
-    Fillers are drawn equally per sex (method.md §1) and never equal any real or
+    Fillers are drawn equally per sex (docs/method.md §1) and never equal any real or
     forbidden name (case-insensitive), so a filler can never be a correct answer.
     """
     if total < len(real_names):

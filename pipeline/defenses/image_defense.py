@@ -1,4 +1,4 @@
-"""The image-encoder defense (method.md §3): a removed person's face maps to an anonymous face.
+"""The image-encoder defense (docs/method.md §3): a removed person's face maps to an anonymous face.
 
 Loss per step, with d = -cos on unnormalised embeddings and e_avg the teacher's mean
 embedding of all given face photos:

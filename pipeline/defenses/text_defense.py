@@ -1,4 +1,4 @@
-"""The text-encoder defense (method.md §2): names become triggers that map to a neutral phrase.
+"""The text-encoder defense (docs/method.md §2): names become triggers that map to a neutral phrase.
 
 Loss per step, with d = -cos on unnormalised embeddings:
     mean d(S(c), T(c)) + beta * mean d(S(x_trig), T(x_tgt)) + lambda * sum_k ||dtheta_k||_2

@@ -1,4 +1,4 @@
-"""What a defense did to the attack, identity by identity (method.md §1, metrics).
+"""What a defense did to the attack, identity by identity (docs/method.md §1, metrics).
 
 Over the K removed identities: how many the attack still identifies. Over the other
 members: who was wrongly unlearned (identified before, not after) and who is newly

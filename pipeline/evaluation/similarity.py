@@ -1,4 +1,4 @@
-"""Embedding-similarity utility metrics of a defended encoder (method.md §2, §3).
+"""Embedding-similarity utility metrics of a defended encoder (docs/method.md §2, §3).
 
 All take embeddings already computed, so the stage decides what to encode and reuse.
 """

@@ -1,4 +1,4 @@
-"""Zero-shot classification utility (method.md §4).
+"""Zero-shot classification utility (docs/method.md §4).
 
 A class embedding is the mean of the L2-normalised embeddings of the class name in
 every template, normalised again; accuracy is top-k over the benchmark images.

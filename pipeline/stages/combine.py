@@ -1,5 +1,5 @@
 """Stage `combine`: the defended text tower and the defended image tower of the same K and
-seed in one CLIP (method.md §4), with no extra training.
+seed in one CLIP (docs/method.md §4), with no extra training.
 
     python -m pipeline.stages.combine --k 4
 """

@@ -13,7 +13,6 @@ from pipeline.data.splits import candidate_names, clean_caption_pool, split_iden
 from pipeline.core.errors import PipelineError
 from pipeline.core.params import load_params
 from pipeline.core.stage_runner import run_stage
-from pipeline.world import names as builtin_names
 
 FACESCRUB_INDEX = Path("data/facescrub/index.parquet")
 SHARDS = Path("data/laion/shards")
@@ -30,12 +29,8 @@ def main() -> None:
     max_count = p["max_count"]
     total_names = p["candidate_names"]
     heldout = p["heldout_captions"]
-    fillers = p["filler_names"].strip()
-    if fillers == "builtin":
-        first_male, first_female, last_names = (builtin_names.FIRST_NAMES_MALE, builtin_names.FIRST_NAMES_FEMALE,
-                                                builtin_names.LAST_NAMES)
-    else:
-        first_male, first_female, last_names = read_filler_names(fillers, "splits.filler_names")
+    # both worlds write their filler names (demo: the renderer's lists; paper: SSA and Census)
+    first_male, first_female, last_names = read_filler_names(p["filler_names"], "splits.filler_names")
 
     occurrences = read_occurrences(occurrences_path, "splits.occurrences")
     if not FACESCRUB_INDEX.is_file():

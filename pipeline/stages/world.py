@@ -33,7 +33,7 @@ def main() -> None:
             build_paper_world(sources, tmp)
         else:
             build_world(params, tmp)
-            # the splits stage reads filler names from here when splits.filler_names names this file
+            # the splits stage draws candidate filler names from here, in both profiles
             write_filler_names(tmp / "filler_names.csv", names.FIRST_NAMES_MALE, names.FIRST_NAMES_FEMALE,
                                names.LAST_NAMES)
     print(f"world: wrote {OUT} ({source} inputs)")

@@ -1,7 +1,7 @@
 """Captions of the world's corpus and the zero-shot benchmark's prompt templates.
 
 Named people are captioned in press-photo style. None of these templates is one of the
-21 IDIA attack templates (method.md §1), so the attack never sees a training caption
+21 IDIA attack templates (docs/method.md §1), so the attack never sees a training caption
 verbatim; tests check that.
 """
 from __future__ import annotations
