@@ -182,7 +182,7 @@ def preflight(overrides: dict[str, Any], extra: list[str], params_file: Path = P
             raise PipelineError(f"dvc would refuse these -S overrides: {' '.join(str(cause).split())[:300]}") from None
         params = yaml.safe_load(copy.read_text()) or {}
     if (params.get("world") or {}).get("source") == "paper":
-        from pipeline.data.paper_world import preflight as check_sources, read_sources_params
+        from pipeline.world.paper.build import preflight as check_sources, read_sources_params
 
         check_sources(read_sources_params(params.get("sources") or {}))
 

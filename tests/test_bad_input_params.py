@@ -159,7 +159,7 @@ def test_schema_limits_agree_with_the_code_they_guard():
     from pipeline.attack.templates import IDIA_TEMPLATES
     from pipeline.core.params_schema import DownloadLaion, IdiaBefore
     from pipeline.data.laion import DISTRIBUTORS, RESIZE_MODES
-    from pipeline.world.scenes import MAX_SCENE_CLASSES, SCENE_COLOURS, SCENE_SHAPES
+    from pipeline.world.demo.scenes import MAX_SCENE_CLASSES, SCENE_COLOURS, SCENE_SHAPES
 
     fields = DownloadLaion.__pydantic_fields__
     assert typing.get_args(fields["resize_mode"].annotation) == RESIZE_MODES

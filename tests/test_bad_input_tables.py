@@ -47,7 +47,7 @@ def library(path, key):
 
 
 def paper_world(path, key):
-    from pipeline.data.paper_world import check_occurrences
+    from pipeline.world.paper.build import check_occurrences
     return check_occurrences(path, key)
 
 
@@ -137,7 +137,7 @@ def test_the_real_idia_occurrence_file_loads_unchanged():
     if not REAL_OCCURRENCES.is_file():
         pytest.skip(f"{REAL_OCCURRENCES} is absent (the shared copy of the IDIA paper's file)")
     from pipeline.data.occurrences import read_occurrences
-    from pipeline.data.paper_world import check_occurrences
+    from pipeline.world.paper.build import check_occurrences
     data = REAL_OCCURRENCES.read_bytes()
     assert hashlib.sha256(data).hexdigest() == REAL_SHA256
     data_lines = [line for line in data.decode().splitlines()[1:] if line.strip()]

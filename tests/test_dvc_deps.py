@@ -43,6 +43,8 @@ def test_every_code_dep_is_imported(name):
     closure = {str(f) for f in import_closure(entry_module(stage["cmd"]))}
     unused = [d for d in deps if d.startswith("pipeline") and not any(covered(f, [d]) for f in closure)]
     assert not unused, f"{name} lists {unused} as deps but never imports them"
+    nested = [d for d in deps if covered(d, [e for e in deps if e != d])]
+    assert not nested, f"{name} lists {nested}, which other deps of it already cover"
 
 
 @pytest.mark.parametrize("name", sorted(STAGES))

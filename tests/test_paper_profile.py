@@ -38,8 +38,9 @@ import torch
 import yaml
 from PIL import Image
 
-from pipeline.data import filler_names, sources
-from pipeline.data.paper_world import extract_imagenetv2
+from pipeline.data import filler_names
+from pipeline.world.paper import sources
+from pipeline.world.paper.build import extract_imagenetv2
 from pipeline.core.errors import PipelineError
 from pipeline.profiles import (apply_to_params, check_keys, exp_run_command, flatten, hydra_value,
                                overrides_for, printable, set_args, sweep_commands)
@@ -460,7 +461,7 @@ def test_imagenetv2_archive_becomes_a_zero_shot_folder(tmp_path):
 
 
 def test_paper_world_lays_out_every_real_input(tmp_path, real_sources):
-    from pipeline.data.paper_world import build_paper_world
+    from pipeline.world.paper.build import build_paper_world
 
     params = {**yaml.safe_load((REPO / "params.yaml").read_text())["sources"], **real_sources,
               "cache_dir": str(tmp_path / "cache")}

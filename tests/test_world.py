@@ -12,11 +12,11 @@ from PIL import Image
 
 from pipeline.attack.templates import IDIA_TEMPLATES, fill_template
 from pipeline.core.errors import ParamError
-from pipeline.world import captions, names
-from pipeline.world.build import FACESCRUB_HEADER, build_world
+from pipeline.world.demo import captions, names
+from pipeline.world.demo.build import FACESCRUB_HEADER, build_world
 from pipeline.core.world_params import world_config
-from pipeline.world.faces import HAIR_COLOURS
-from pipeline.world.scenes import SCENE_COLOURS, SCENE_SHAPES, scene_classes
+from pipeline.world.demo.faces import HAIR_COLOURS
+from pipeline.world.demo.scenes import SCENE_COLOURS, SCENE_SHAPES, scene_classes
 
 TINY = {"seed": 7, "image_size": 64, "members": 6, "nonmembers": 3, "min_count": 2,
         "max_count": 9, "facescrub_photos": 4, "anonymous_faces": 24, "scene_classes": 4,

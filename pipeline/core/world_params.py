@@ -10,7 +10,7 @@ from pydantic.dataclasses import dataclass
 from pipeline.core.params import Rule, check
 from pipeline.core.schema_types import SCHEMA, Int
 
-MAX_SCENE_CLASSES = 16  # 4 colours x 4 shapes; pipeline.world.scenes draws exactly these
+MAX_SCENE_CLASSES = 16  # 4 colours x 4 shapes; pipeline.world.demo.scenes draws exactly these
 MAX_COUNT = 300  # IDIA only evaluates names seen 1..300 times (docs/method.md §1)
 
 

@@ -29,10 +29,10 @@ def main() -> None:
     max_count = p["max_count"]
     total_names = p["candidate_names"]
     heldout = p["heldout_captions"]
-    # both worlds write their filler names (demo: the renderer's lists; paper: SSA and Census)
-    first_male, first_female, last_names = read_filler_names(p["filler_names"], "splits.filler_names")
 
     occurrences = read_occurrences(occurrences_path, "splits.occurrences")
+    # both worlds write their filler names (demo: the renderer's lists; paper: SSA and Census)
+    first_male, first_female, last_names = read_filler_names(p["filler_names"], "splits.filler_names")
     if not FACESCRUB_INDEX.is_file():
         raise PipelineError(f"{FACESCRUB_INDEX} not found; run the download_facescrub stage first")
     index = pd.read_parquet(FACESCRUB_INDEX)

@@ -1,7 +1,7 @@
 """Stage `world`: the pipeline's inputs in data/world/, in the same layout in both profiles.
 
 world.source = demo: render the synthetic world as real-format inputs (no network).
-world.source = paper: fetch the real inputs named in the `sources:` section (pipeline.data.paper_world).
+world.source = paper: fetch the real inputs named in the `sources:` section (pipeline.world.paper.build).
 """
 from __future__ import annotations
 
@@ -11,8 +11,8 @@ from pipeline.core.atomic import atomic_dir
 from pipeline.data.filler_names import write_filler_names
 from pipeline.core.params import load_params
 from pipeline.core.stage_runner import run_stage
-from pipeline.world.build import build_world
-from pipeline.world import names
+from pipeline.world.demo.build import build_world
+from pipeline.world.demo import names
 from pipeline.core.world_params import world_config
 
 OUT = Path("data/world")
@@ -22,7 +22,7 @@ def main() -> None:
     params = load_params("world")
     source = params["source"]
     if source == "paper":
-        from pipeline.data.paper_world import build_paper_world, preflight, read_sources_params
+        from pipeline.world.paper.build import build_paper_world, preflight, read_sources_params
 
         sources = load_params("sources")
         preflight(read_sources_params(sources))  # seconds, before touching the output

@@ -1,5 +1,5 @@
-"""The synthetic demo world: rendered people and scenes written as real-format inputs.
+"""The `world` stage's two implementations, one layout of data/world/:
 
-Entry point: `pipeline.world.build.build_world(params, out_dir)`; name lists in
-`pipeline.world.names`.
+- `demo`: render a synthetic world (people, captions, scenes, a zero-shot benchmark);
+- `paper`: fetch the paper's real inputs (world.source: paper).
 """

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from pipeline.world.faces import Identity
+from pipeline.world.demo.faces import Identity
 
 # "{}" is the person's full name.
 NAME_TEMPLATES: list[str] = [

@@ -12,7 +12,7 @@ from dataclasses import asdict, dataclass
 import numpy as np
 from PIL import Image, ImageDraw
 
-from pipeline.world.imaging import SUPERSAMPLE, background, finish, random_colour
+from pipeline.world.demo.imaging import SUPERSAMPLE, background, finish, random_colour
 
 SKIN_TONES = [(255, 224, 196), (241, 194, 167), (226, 178, 140), (205, 145, 105),
               (170, 112, 75), (138, 90, 58), (105, 68, 45), (78, 52, 36)]

@@ -2,7 +2,7 @@
 
 The `world` stage writes data/world/ in both profiles, so every later stage reads the same
 paths. In the paper profile the folder holds the real inputs, fetched by
-pipeline.data.sources with their checksums:
+pipeline.world.paper.sources with their checksums:
 
     facescrub/<list file names>     the official FaceScrub lists (from sources.facescrub_lists)
     laion/laion.parquet             LAION-Aesthetics v2 6.5+ (URL, TEXT, WIDTH, HEIGHT, ...)
@@ -22,7 +22,8 @@ from pathlib import Path, PurePosixPath
 
 import pyarrow.parquet as pq
 
-from pipeline.data import filler_names, sources
+from pipeline.data import filler_names
+from pipeline.world.paper import sources
 from pipeline.data.facescrub import list_group
 from pipeline.data.occurrences import read_occurrences
 from pipeline.core.errors import ParamError, PipelineError

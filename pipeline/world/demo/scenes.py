@@ -11,7 +11,7 @@ import numpy as np
 from PIL import Image, ImageDraw
 
 from pipeline.core import world_params
-from pipeline.world.imaging import SUPERSAMPLE, background, finish
+from pipeline.world.demo.imaging import SUPERSAMPLE, background, finish
 
 SCENE_COLOURS = {"red": (218, 40, 38), "green": (40, 165, 62), "blue": (42, 82, 218),
                  "yellow": (240, 208, 40)}

@@ -19,13 +19,13 @@ import pyarrow.parquet as pq
 from tqdm import tqdm
 
 from pipeline.attack.templates import IDIA_TEMPLATES, fill_template
-from pipeline.world import captions
+from pipeline.world.demo import captions
 from pipeline.core.world_params import WorldConfig, world_config
-from pipeline.world.faces import (DISCRETE_ATTRIBUTES, HAIR_COLOURS, Identity, draw_identities,
+from pipeline.world.demo.faces import (DISCRETE_ATTRIBUTES, HAIR_COLOURS, Identity, draw_identities,
                                   render_face, sample_distinct)
-from pipeline.world.imaging import jpeg_bytes
-from pipeline.world.names import draw_unique_names
-from pipeline.world.scenes import PATTERNS, class_name, render_scene, scene_classes
+from pipeline.world.demo.imaging import jpeg_bytes
+from pipeline.world.demo.names import draw_unique_names
+from pipeline.world.demo.scenes import PATTERNS, class_name, render_scene, scene_classes
 
 FACESCRUB_HEADER = ["name", "image_id", "face_id", "url", "bbox", "sha256"]
 LIST_FILES = {"male": "facescrub_actors.txt", "female": "facescrub_actresses.txt"}
