@@ -369,6 +369,21 @@ def test_download_laion_shards_do_not_depend_on_the_folder(tmp_path, http_root):
     assert shards[0] == shards[1] and len(shards[0]) == 2
 
 
+def test_download_laion_with_replaced_workers_finishes(tmp_path, http_root):
+    """img2dataset's pool replaces a worker after 5 shards, from a helper thread; the stage must
+    still end (a parent-death signal tied to that thread once hung it after the last shard)."""
+    www, base = http_root
+    write_laion_world(tmp_path, www, base)
+    params = laion_params("world/laion.parquet", processes=2, threads=2, shard_size=1)
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump(params))
+    env = {**os.environ, "PYTHONPATH": str(REPO), "HF_HUB_OFFLINE": "1", "NO_ALBUMENTATIONS_UPDATE": "1"}
+    result = subprocess.run([sys.executable, "-m", "pipeline.stages.download_laion"], cwd=tmp_path, env=env,
+                            capture_output=True, text=True, timeout=240)
+    assert result.returncode == 0, result.stderr[-3000:]
+    report = json.loads((tmp_path / "metrics" / "download_laion.json").read_text())
+    assert report["downloaded"] == 9 and report["shards"] == 11  # one per row, the 2 failed ones empty
+
+
 @pytest.mark.slow
 def test_download_laion_rerun_gives_identical_shards(tmp_path, http_root):
     """A second run over an existing output (img2dataset's sidecars were removed) works and is byte-identical."""

@@ -75,3 +75,20 @@ def test_second_repro_is_a_noop(repo):
     out = dvc(["repro"], repo).stdout
     assert "Running stage" not in out
     assert "up to date" in dvc(["status"], repo).stdout
+
+
+def test_no_output_holds_the_repository_path(repo):
+    """Outputs do not depend on where the repository lives (issue 13): no stage output, plot,
+    metric, report or lock entry contains the temporary repository's absolute path."""
+    needle = str(repo.resolve()).encode()
+    checked, holding = 0, []
+    for top in ("data", "metrics", "plots", "reports", "dvc.lock"):
+        root = repo / top
+        for path in ([root] if root.is_file() else sorted(p for p in root.rglob("*") if p.is_file())):
+            checked += 1
+            data = path.read_bytes()
+            if path.suffix == ".parquet":  # compressed pages: look at the values
+                data = pd.read_parquet(path).astype(str).to_csv().encode()
+            if needle in data:
+                holding.append(str(path.relative_to(repo)))
+    assert checked > 100 and not holding, holding

@@ -12,7 +12,12 @@ If the stage dies without cleaning up (SIGKILL), two things end the group:
   semaphores. The leader itself has no PR_SET_PDEATHSIG: the kernel's SIGKILL would beat
   its watchdog.
 - img2dataset's workers re-import this module as `__mp_main__` (spawn start method); there
-  they set PR_SET_PDEATHSIG=SIGKILL, so none outlives this leader if it dies first.
+  a watchdog thread ends the worker once this leader is gone, so none outlives it.
+  (Not PR_SET_PDEATHSIG: the kernel ties it to the *thread* that started the child, and
+  multiprocessing's pool starts replacement workers from a helper thread. When the pool
+  ends that thread, its workers were SIGKILLed while one held the task queue's lock, and
+  Pool.terminate then waited on that lock for ever: the demo's download hung after its
+  last shard.)
 
 Keep the imports here light: every worker imports this module.
 """
@@ -27,20 +32,16 @@ import time
 
 LEADER_ENV = "PIPELINE_DOWNLOAD_LEADER"   # the leader's pid, for its workers
 INTERRUPTED = 130                         # img2dataset's own Ctrl-C handler ran (it exits 0)
-_PR_SET_PDEATHSIG = 1
 
 
-def die_with_parent(parent: int) -> None:
-    """Linux: have the kernel SIGKILL this process when its parent (`parent`) ends."""
-    if not sys.platform.startswith("linux"):
-        return
-    import ctypes
+def die_with_parent(parent: int, every: float = 1.0) -> None:
+    """End this process (exit 1) once `parent` is no longer its parent: polled by a daemon thread."""
+    def watch():
+        while os.getppid() == parent:
+            time.sleep(every)
+        os._exit(1)
 
-    libc = ctypes.CDLL(None, use_errno=True)
-    if libc.prctl(_PR_SET_PDEATHSIG, int(signal.SIGKILL), 0, 0, 0) != 0:
-        return  # best effort: the leader's watchdog and the stage's killpg remain
-    if os.getppid() != parent:
-        os._exit(1)  # the parent was already gone before prctl: the signal will never come
+    threading.Thread(target=watch, daemon=True, name="leader-watch").start()
 
 
 def _watch_lifeline(fd: int) -> None:
