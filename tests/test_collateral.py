@@ -26,6 +26,8 @@ def test_counts_and_rates():
     assert m["wrongfully_unlearned"] == 1 and m["wrongfully_unlearned_pct"] == 50.0
     assert m["newly_recalled"] == 1 and m["newly_recalled_pct"] == 100.0
     assert m["fpr_before"] == 0.5 and m["fpr"] == 1.0
+    # x is named only after the defense; y was named before too
+    assert m["newly_identified_nonmembers"] == 1
 
 
 def test_table_marks_removed_and_unknown_names_fail():

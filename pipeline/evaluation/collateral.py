@@ -2,7 +2,8 @@
 
 Over the K removed identities: how many the attack still identifies. Over the other
 members: who was wrongly unlearned (identified before, not after) and who is newly
-recalled (not before, identified after). Over non-members: the false-positive rate.
+recalled (not before, identified after). Over non-members: the false-positive rate and
+those newly identified (not before, identified after).
 """
 from __future__ import annotations
 
@@ -55,5 +56,7 @@ def compare(before: pd.DataFrame, after: pd.DataFrame, removed: list[str]) -> tu
         "tpr_others_after": float(others["identified_after"].mean()) if len(others) else None,
         "fpr_before": float(nonmembers["identified_before"].mean()) if len(nonmembers) else None,
         "fpr": float(nonmembers["identified_after"].mean()) if len(nonmembers) else None,
+        # docs/method.md §5: a cost of its own, apart from the FPR (which also counts those named before)
+        "newly_identified_nonmembers": int((~nonmembers["identified_before"] & nonmembers["identified_after"]).sum()),
     }
     return table, metrics
