@@ -21,7 +21,7 @@ import pyarrow.parquet as pq
 from PIL import Image
 from tqdm import tqdm
 
-from pipeline.core.atomic import atomic_dir, remove_leftovers
+from pipeline.core.atomic import atomic_dir
 from pipeline.data.downloading import (BAD_BBOX, HASH_MISMATCH, HTTP_ERROR, MALFORMED_ROW, OTHER,
                                        UNDECODABLE_IMAGE,
                                        failure_reason, read_results, read_stats, reason_table,
@@ -241,8 +241,7 @@ def download_facescrub(lists: list[Path | str], out_dir: Path | str, *, min_phot
     messages: Counter = Counter()
     index = []
     stats = {}
-    remove_leftovers(out_dir)
-    with atomic_dir(out_dir) as tmp:
+    with atomic_dir(out_dir) as tmp:  # it removes a killed run's leftovers first
         if rows:
             work = tmp / "_img2dataset"
             work.mkdir()

@@ -22,7 +22,7 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 from tqdm import tqdm
 
-from pipeline.core.atomic import atomic_dir, remove_leftovers
+from pipeline.core.atomic import atomic_dir
 from pipeline.data.downloading import (DOWNLOAD_REASONS, OTHER,
                                        count_failures, read_results, read_stats, reason_table,
                                        resolve_url, run_img2dataset, top_errors)
@@ -121,11 +121,12 @@ def repack_shard(src: Path, dst: Path, urls: dict[str, str] | None = None) -> in
     urls: {url img2dataset saw: url to record} for each sample's .json (see write_url_list)."""
     with tarfile.open(src) as tin:
         members = {m.name: tin.extractfile(m).read() for m in tin.getmembers() if m.isfile()}
-    for name in [n for n in members if n.endswith(".json")] if urls else []:
-        meta = json.loads(members[name])
-        if meta.get("url") in urls:
-            meta["url"] = urls[meta["url"]]
-            members[name] = json.dumps(meta).encode()
+    if urls:
+        for name in [n for n in members if n.endswith(".json")]:
+            meta = json.loads(members[name])
+            if meta.get("url") in urls:
+                meta["url"] = urls[meta["url"]]
+                members[name] = json.dumps(meta).encode()
     names = sorted(members, key=lambda n: tuple(n.split(".", 1)) if "." in n else (n, ""))
     with tarfile.open(dst, "w", format=tarfile.GNU_FORMAT) as tout:
         for name in names:
@@ -161,7 +162,6 @@ def download_laion(source: str, shards_dir: Path | str, *, url_col: str, caption
     report keeps its keys. An image that does not decode is `undecodable_image`.
     """
     shards_dir = Path(shards_dir)
-    remove_leftovers(shards_dir)
     with atomic_dir(shards_dir) as tmp:
         work = tmp / "_img2dataset"
         work.mkdir()
