@@ -26,9 +26,9 @@ from PIL import Image
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from pipeline.attack.image_encoding import encode_images  # noqa: E402
+from pipeline.models.image_encoding import encode_images  # noqa: E402
 from pipeline.attack.templates import IDIA_TEMPLATES  # noqa: E402
-from pipeline.attack.text_encoding import encode_idia_texts  # noqa: E402
+from pipeline.attack.run import encode_idia_texts  # noqa: E402
 from pipeline.core.defense_params import ImageDefenseConfig, TextDefenseConfig  # noqa: E402
 from pipeline.defenses.image_defense import train_image_defense  # noqa: E402
 from pipeline.defenses.text_defense import train_text_defense  # noqa: E402

@@ -26,7 +26,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from pipeline.attack.templates import IDIA_TEMPLATES, idia_prompts  # noqa: E402
-from pipeline.attack.text_encoding import encode_texts, encode_texts_full  # noqa: E402
+from pipeline.models.text_encoding import encode_texts, encode_texts_full  # noqa: E402
 
 FIRST = ["Anna", "Ben", "Carla", "Dmitri", "Eleanor", "Frank", "Grace", "Hiroshi", "Isabella", "Jon",
          "Katherine", "Luis", "Maria", "Nathaniel", "Olivia", "Pete", "Quinn", "Rosalind", "Sam", "Tess"]

@@ -32,7 +32,8 @@ from pipeline.evaluation.collateral import compare
 from pipeline.models.checkpoint import load_model
 from pipeline.models.device import resolve_device, select_attention_kernel
 from pipeline.core.params import load_params
-from pipeline.defenses.image_inputs import image_defense_inputs, model_image_size
+from pipeline.defenses.image_inputs import image_defense_inputs
+from pipeline.models.image_encoding import model_image_size
 from pipeline.evaluation.defended import zeroshot_against_base
 
 SPLITS, BEFORE = Path("data/splits"), Path("data/idia_before")

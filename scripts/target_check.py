@@ -20,14 +20,15 @@ import torch.nn.functional as F
 
 from pipeline.attack.run import load_embeddings
 from pipeline.attack.templates import IDIA_TEMPLATES, fill_template
-from pipeline.attack.text_encoding import encode_texts
+from pipeline.models.text_encoding import encode_texts
 from pipeline.data.images import FileImages
-from pipeline.defenses.image_defense import ImageInput, mean_face_embedding
+from pipeline.defenses.image_defense import mean_face_embedding
+from pipeline.models.image_encoding import ImageInput
 from pipeline.defenses.targets import check_text_target
 from pipeline.core.errors import PipelineError
 from pipeline.models.checkpoint import load_model
 from pipeline.core.params import load_params
-from pipeline.defenses.image_inputs import model_image_size
+from pipeline.models.image_encoding import model_image_size
 
 
 def main() -> None:

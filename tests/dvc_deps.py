@@ -4,6 +4,7 @@ repository paths written as string constants in those files."""
 from __future__ import annotations
 
 import ast
+import itertools
 import re
 from pathlib import Path
 
@@ -67,17 +68,37 @@ def docstring_only(path: Path) -> bool:
 
 
 def path_literals(files: set[Path], root: Path = REPO) -> set[str]:
-    """String constants that name a repository path (data/..., metrics/...), f-string heads included."""
+    """The repository paths (data/..., metrics/...) that these files name: string constants
+    (f-string heads included), the constants they import from pipeline.core.paths, and
+    calls of its metrics_file / plot_file (a run-dependent call gives its folder, with a
+    trailing slash)."""
+    from pipeline.core import paths
+
     found = set()
     for rel in files:
-        for node in ast.walk(ast.parse((root / rel).read_text())):
+        tree = ast.parse((root / rel).read_text())
+        imported = {alias.asname or alias.name for node in ast.walk(tree)
+                    if isinstance(node, ast.ImportFrom) and node.module == "pipeline.core.paths"
+                    for alias in node.names}
+        for node in ast.walk(tree):
             if isinstance(node, ast.Constant) and isinstance(node.value, str) and PATH_LITERAL.match(node.value):
                 found.add(node.value)
+            elif isinstance(node, ast.Name) and node.id in imported and isinstance(getattr(paths, node.id), Path):
+                found.add(getattr(paths, node.id).as_posix())
+            elif (isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id in imported
+                  and node.func.id in ("metrics_file", "plot_file")):
+                args = [a.value if isinstance(a, ast.Constant) else None for a in node.args]
+                if None not in args:
+                    found.add(getattr(paths, node.func.id)(*args).as_posix())
+                else:
+                    root_dir = paths.METRICS if node.func.id == "metrics_file" else paths.PLOTS
+                    found.add(f"{root_dir.as_posix()}/{args[0]}/")
     return found
 
 
 def expanded_stages(root: Path = REPO) -> dict[str, dict]:
-    """dvc.yaml's stages with `foreach` expanded over params.yaml (the way dvc names them: name@item)."""
+    """dvc.yaml's stages with `foreach` and `matrix` expanded over params.yaml, named the way dvc
+    names them (name@item, name@value1-value2)."""
     dvc = yaml.safe_load((root / "dvc.yaml").read_text())
     params = yaml.safe_load((root / "params.yaml").read_text())
 
@@ -97,11 +118,27 @@ def expanded_stages(root: Path = REPO) -> dict[str, dict]:
             return {fill(k, item): fill(v, item) for k, v in value.items()}
         return value
 
+    def fill_matrix(value, item: dict):
+        if isinstance(value, str):
+            for key, v in item.items():
+                value = value.replace("${item.%s}" % key, str(v))
+        if isinstance(value, list):
+            return [fill_matrix(v, item) for v in value]
+        if isinstance(value, dict):
+            return {fill_matrix(k, item): fill_matrix(v, item) for k, v in value.items()}
+        return fill(value, None)
+
     stages = {}
     for name, stage in dvc["stages"].items():
         if "foreach" in stage:
             for item in lookup(stage["foreach"][2:-1]):
                 stages[f"{name}@{item}"] = fill(stage["do"], item)
+        elif "matrix" in stage:
+            axes = {key: lookup(v[2:-1]) if isinstance(v, str) else v for key, v in stage["matrix"].items()}
+            body = {key: v for key, v in stage.items() if key != "matrix"}
+            for combo in itertools.product(*axes.values()):
+                item = dict(zip(axes, combo))
+                stages[f"{name}@{'-'.join(map(str, combo))}"] = fill_matrix(body, item)
         else:
             stages[name] = fill(stage, None)
     return stages

@@ -17,11 +17,11 @@ from safetensors.torch import load_file
 
 from pipeline.attack.idia import (Votes, identity_table, idia_metrics, idia_votes, predict_names,
                                   template_votes)
-from pipeline.attack.image_encoding import encode_images
-from pipeline.attack.run import load_embeddings, run_idia, save_embeddings
+from pipeline.models.image_encoding import encode_images
+from pipeline.attack.run import encode_idia_texts, load_embeddings, run_idia, save_embeddings
 from pipeline.attack.templates import IDIA_TEMPLATES, idia_prompts
-from pipeline.attack.text_encoding import (causal_text_tower, encode_idia_texts, encode_texts,
-                                           encode_texts_full, real_lengths)
+from pipeline.models.text_encoding import (causal_text_tower, encode_texts, encode_texts_full,
+                                           real_lengths)
 from pipeline.core.errors import ParamError, PipelineError
 
 CONTEXT = 32

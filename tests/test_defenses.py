@@ -15,7 +15,7 @@ from open_clip.tokenizer import SimpleTokenizer
 
 from pipeline.core.defense_params import (ImageDefenseConfig, TextDefenseConfig, config_to_dict,
                                       image_config_from_dict, text_config_from_dict)
-from pipeline.defenses.image_defense import (ImageInput, _per_identity_mean, identity_split, render_poisoned_examples,
+from pipeline.defenses.image_defense import (_per_identity_mean, identity_split, render_poisoned_examples,
                                              train_image_defense)
 from pipeline.defenses.losses import (freeze_norm_layers, neg_cosine, teacher_student, trainable_pairs,
                                       weight_distance)
@@ -23,7 +23,9 @@ from pipeline.defenses.paste import (PasteParams, PasteSpec, jitter_colors, past
                                      prepare_faces, sample_paste_params)
 from pipeline.defenses.poisoned_captions import example_poisoned_captions, poison_caption, sample_poisoned_pairs
 from pipeline.defenses.text_defense import train_text_defense
-from pipeline.defenses.towers import TextTower, build_defended_model, text_tower_keys, visual_keys
+from pipeline.defenses.towers import build_defended_model, text_tower_keys, visual_keys
+from pipeline.models.image_encoding import ImageInput
+from pipeline.models.text_encoding import TextTower
 from pipeline.core.errors import ParamError, PipelineError
 
 CONTEXT = 16
@@ -501,23 +503,6 @@ def test_image_k_must_have_a_text_defense_for_the_combined_model(k, ok):
         with pytest.raises(PipelineError, match=r"defend.image_ks = \[1, 8\] is not allowed; expected Ks that "
                                                 r"defend.text_ks \[1, 4, 16\] also has \(K=8 is missing there\)"):
             validate("defend", defend)
-
-
-def test_pasted_kept_faces_are_held_at_the_teachers_embedding_of_the_same_image(model):
-    """retain_paste: kept faces pasted like the triggers; at step 0 the student equals the
-    teacher, so the retain term is exactly -1 (same pasted images on both sides)."""
-    clean, faces, photos = image_data()
-    kept = clean[10:15]
-    cfg = small_image_cfg(steps=2, milestones=(1,), retain_weight=1.0, retain_batch_size=4, retain_paste=0.5)
-    a = train_image_defense(model, clean, faces, photos, cfg, retain_images=kept, progress=False)
-    b = train_image_defense(model, clean, faces, photos, cfg, retain_images=kept, progress=False)
-    assert a.log == b.log                                        # seeded, pastes included
-    assert a.log[0]["retain"] == pytest.approx(-1.0, abs=1e-5)
-    plain = train_image_defense(model, clean, faces, photos, small_image_cfg(
-        steps=2, milestones=(1,), retain_weight=1.0, retain_batch_size=4), retain_images=kept, progress=False)
-    assert plain.log[1]["retain"] != pytest.approx(a.log[1]["retain"], abs=1e-7)   # different images
-    with pytest.raises(ParamError, match="retain_paste"):
-        image_config_from_dict({"retain_paste": 1.5})
 
 
 def test_whole_trigger_photos_as_poisoned_images(model):

@@ -22,7 +22,8 @@ from PIL import Image
 from pipeline.core.errors import ParamError
 from pipeline.models.architecture import build_model
 from pipeline.models.checkpoint import load_model, save_checkpoint
-from pipeline.models.device import autocast, resolve_device
+from pipeline.models.device import resolve_device
+from pipeline.models.precision import autocast, bf16_active
 from pipeline.models.pretrain import PretrainConfig, lr_at, pretrain, weight_decay_groups
 from pipeline.models.pretrained import load_pretrained, resolve_weights
 from pipeline.models.shards import read_shards
@@ -82,12 +83,16 @@ def test_resolve_device_accepts_known_names_and_rejects_others():
             resolve_device("cuda")
 
 
-def test_autocast_runs_matmul_in_bf16_on_cpu():
+def test_precision_policy_bf16_on_cpu_only_for_training():
     a = torch.ones(4, 4)
-    with autocast("cpu"):
+    with autocast("cpu", True, "train"):
         assert (a @ a).dtype == torch.bfloat16
-    with autocast("cpu", enabled=False):
-        assert (a @ a).dtype == torch.float32
+    for bf16, purpose in ((False, "train"), (True, "measure"), (False, "measure")):
+        with autocast("cpu", bf16, purpose):
+            assert (a @ a).dtype == torch.float32
+    assert bf16_active("cpu", True, "train") and not bf16_active("cpu", True, "measure")
+    with pytest.raises(ValueError, match="purpose"):
+        bf16_active("cpu", True, "inference")
 
 
 def test_checkpoint_reloads_with_stock_open_clip_and_same_embeddings(tmp_path):

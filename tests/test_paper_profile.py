@@ -510,8 +510,8 @@ def test_lazy_shard_images_train_exactly_like_the_tensor(tmp_path):
 
 
 def test_encoders_stay_fp32_on_cpu_and_workers_keep_the_order(tmp_path):
-    from pipeline.attack.image_encoding import encode_images
-    from pipeline.attack.text_encoding import encode_texts
+    from pipeline.models.image_encoding import encode_images
+    from pipeline.models.text_encoding import encode_texts
     from pipeline.models.architecture import build_model
     from tests.test_models import TINY_CFG, fresh_arch
 

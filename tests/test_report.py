@@ -4,7 +4,6 @@ from __future__ import annotations
 import io
 import json
 import re
-import tarfile
 from pathlib import Path
 
 import numpy as np
@@ -35,6 +34,20 @@ def _jpeg(color, size=(24, 30)) -> bytes:
     buf = io.BytesIO()
     Image.new("RGB", size, color).save(buf, format="JPEG")
     return buf.getvalue()
+
+
+def write_examples(folder: Path, encoder: str, removed: list[str]) -> None:
+    """What a defense stage writes for the report (pipeline/defenses/examples.py's files)."""
+    folder.mkdir(parents=True)
+    if encoder == "image":
+        rows = []
+        for i in range(4):
+            Image.new("RGB", (32, 32), (60 * i, 90, 30)).save(folder / f"poisoned_{i:02d}.png")
+            rows.append({"file": f"poisoned_{i:02d}.png", "name": removed[i % len(removed)], "kind": "pasted face"})
+        pd.DataFrame(rows).to_csv(folder / "poisoned_images.csv", index=False)
+    else:
+        pd.DataFrame([{"name": n, "trigger": f"a photo of {n} on a table", "target": "a photo of a person on a table"}
+                      for n in removed]).to_csv(folder / "poisoned_captions.csv", index=False)
 
 
 def make_fake_repo(root: Path, encoders=("text", "image", "both"), ks=(1, 2, 4),
@@ -73,32 +86,6 @@ def make_fake_repo(root: Path, encoders=("text", "image", "both"), ks=(1, 2, 4),
     pd.DataFrame({"step": steps, "loss": 5 * np.exp(-steps / 20) + 2, "lr": 1e-3}).to_csv(
         root / "plots/base_model_loss.csv", index=False)
 
-    # splits: identities, candidates, trigger faces (small JPEGs), clean captions; LAION shard
-    (d / "splits").mkdir(parents=True)
-    pd.DataFrame({"name": names, "folder": [n.replace(" ", "_") for n in names], "count": table["count"],
-                  "member": table["member"]}).to_csv(d / "splits/identities.csv", index=False)
-    pd.DataFrame({"name": names + _names(40)[len(names):], "real": [True] * len(names) + [False] * (40 - len(names))}
-                 ).to_csv(d / "splits/candidates.csv", index=False)
-    faces = []
-    for i, n in enumerate(names):
-        folder = d / "facescrub/faces" / n.replace(" ", "_")
-        folder.mkdir(parents=True)
-        for j in range(2):
-            (folder / f"{j}.jpg").write_bytes(_jpeg((40 * i % 255, 90, 30 * j)))
-            faces.append({"name": n, "path": f"data/facescrub/faces/{n.replace(' ', '_')}/{j}.jpg"})
-    pd.DataFrame(faces).to_csv(d / "splits/trigger_faces.csv", index=False)
-    keys = [f"{i:08d}" for i in range(40)]
-    captions = [f"a photo of a red {w} on a table" for w in ("cat", "dog", "car", "house")] * 10
-    pd.DataFrame({"key": keys, "caption": captions, "split": ["train"] * 30 + ["heldout"] * 10}).to_parquet(
-        d / "splits/clean_captions.parquet")
-    (d / "laion/shards").mkdir(parents=True)
-    with tarfile.open(d / "laion/shards/00000.tar", "w") as tar:
-        for i, (k, c) in enumerate(zip(keys, captions)):
-            for ext, data in (("jpg", _jpeg((6 * i, 200, 120), (32, 32))), ("txt", c.encode())):
-                info = tarfile.TarInfo(f"{k}.{ext}")
-                info.size = len(data)
-                tar.addfile(info, io.BytesIO(data))
-
     order = [n for n, ok in zip(names, identified) if ok]
     text_cfg = {"steps": 50, "lr": 1e-4, "beta": 0.6, "target": "a person"}
     image_cfg = {"steps": 20, "lr": 3e-5, "beta": 0.8, "weight_reg": 0.05, "paste_scale": [0.5, 1.0],
@@ -113,15 +100,16 @@ def make_fake_repo(root: Path, encoders=("text", "image", "both"), ks=(1, 2, 4),
                     defense["text"] = {**text_cfg, "weight_reg": reg}
                 if enc in ("image", "both"):
                     defense["image"] = dict(image_cfg)
-                run = d / "defended" / stem
-                run.mkdir(parents=True)
-                (run / "defense.yaml").write_text(yaml.safe_dump(defense))
-                pd.DataFrame({"name": order[:k]}).to_csv(run / "removed.csv", index=False)
+                evaluated = d / "evaluate" / stem
+                evaluated.mkdir(parents=True)
+                pd.DataFrame({"name": names, "removed": [n in order[:k] for n in names]}).to_csv(
+                    evaluated / "identities.csv", index=False)
                 if enc != "both":
                     n_steps = defense[enc]["steps"]
                     _write_json(m / "defend" / f"{stem}.json", {
                         "encoder": enc, "k": k, "steps": n_steps, "train_seconds": 10 + 0.5 * k + rng.random(),
-                        "seconds_per_step": 0.2, "config": defense[enc]})
+                        "seconds_per_step": 0.2, "config": defense[enc], "removal_seed": 0})
+                    write_examples(d / "examples" / stem, enc, order[:k])
                     s = np.arange(n_steps)
                     pd.DataFrame({"step": s, "loss": -1.5 - 0.1 * (1 - np.exp(-s / 5)) * k,
                                   "clean": -0.99, "backdoor": -0.8 - 0.19 * (1 - np.exp(-s / 5)),
@@ -144,7 +132,7 @@ def make_fake_repo(root: Path, encoders=("text", "image", "both"), ks=(1, 2, 4),
     return names
 
 
-OPTIONS = ReportOptions(example_images=4, example_captions=3, dpi=50)
+OPTIONS = ReportOptions(dpi=50)
 
 
 def _check_report(out: Path) -> str:
@@ -190,7 +178,7 @@ def test_full_report_links_valid_figures_and_hides_names(tmp_path):
 
 def test_names_visible_without_pseudonyms(tmp_path):
     names = make_fake_repo(tmp_path, encoders=("text",), ks=(1, 2), text_regs=(0.01,))
-    opts = ReportOptions(pseudonymize=False, example_images=0, example_captions=3, dpi=50)
+    opts = ReportOptions(pseudonymize=False, dpi=50)
     build_report(tmp_path, tmp_path / "out", opts)
     md = (tmp_path / "out/report.md").read_text()
     assert names[0] in md and "Person " not in md
@@ -203,12 +191,14 @@ def test_only_text_encoder(tmp_path):
     assert "Image encoder (faces)" not in text and "Both encoders" not in text
     assert "Only one value was run for the text encoder" in text
     assert (tmp_path / "reports/figures/idia_vs_k.png").is_file()
-    assert "poisoned_images" in {p.stem for p in result.figures}   # paper paste settings by default
+    # no image defense ran, so there are no poisoned images to show; the caption pairs are the text run's own
+    assert "poisoned_images" not in {p.stem for p in result.figures}
+    assert "same caption with the target" in text and "No caption examples" not in text
 
 
 def test_no_evaluated_runs_still_reports_data_and_attack(tmp_path):
     make_fake_repo(tmp_path, encoders=())
-    build_report(tmp_path, tmp_path / "reports", ReportOptions(example_images=0, example_captions=0, dpi=50))
+    build_report(tmp_path, tmp_path / "reports", ReportOptions(dpi=50))
     md = _check_report(tmp_path / "reports")
     assert "No defended model has been evaluated yet" in md
 
@@ -227,7 +217,7 @@ def test_pseudonyms_are_stable_and_salted():
 def test_stage_writes_reports_folder(tmp_path, monkeypatch):
     make_fake_repo(tmp_path, encoders=("text",), ks=(1, 2), text_regs=(0.01,))
     (tmp_path / "params.yaml").write_text(yaml.safe_dump({"report": {
-        "pseudonymize": True, "salt": "x", "example_images": 0, "example_captions": 2, "seed": 0, "dpi": 50}}))
+        "pseudonymize": True, "salt": "x", "dpi": 50}}))
     (tmp_path / "reports").mkdir()
     (tmp_path / "reports/.gitkeep").write_text("")
     (tmp_path / "reports/figures").mkdir()
@@ -243,7 +233,7 @@ def test_stage_writes_reports_folder(tmp_path, monkeypatch):
 
 def test_stage_rejects_bad_params(tmp_path, monkeypatch):
     (tmp_path / "params.yaml").write_text(yaml.safe_dump({"report": {
-        "pseudonymize": "yes", "salt": "x", "example_images": 0, "example_captions": 2, "seed": 0, "dpi": 50}}))
+        "pseudonymize": "yes", "salt": "x", "dpi": 50}}))
     monkeypatch.chdir(tmp_path)
     from pipeline.core.errors import ParamError
     from pipeline.stages import report
@@ -270,7 +260,7 @@ def test_report_says_when_the_combined_model_is_worse(tmp_path, both_tpr, remark
         metrics = json.loads(path.read_text())
         metrics.update(tpr_removed=tpr, fnr_removed=1 - tpr)
         path.write_text(json.dumps(metrics))
-    build_report(tmp_path, tmp_path / "reports", ReportOptions(example_images=0, example_captions=0, dpi=50))
+    build_report(tmp_path, tmp_path / "reports", ReportOptions(dpi=50))
     md = (tmp_path / "reports/report.md").read_text()
     assert ("combined model is identified more often" in md) == remarked
     if remarked:

@@ -14,10 +14,10 @@ from safetensors.torch import load_file, save_file
 from torch import Tensor
 
 from pipeline.attack.idia import idia_metrics, identity_table, idia_votes
-from pipeline.attack.image_encoding import encode_images
-from pipeline.attack.templates import IDIA_TEMPLATES
-from pipeline.attack.text_encoding import encode_idia_texts
+from pipeline.attack.templates import IDIA_TEMPLATES, idia_prompts
 from pipeline.core.errors import PipelineError
+from pipeline.models.image_encoding import encode_images
+from pipeline.models.text_encoding import encode_texts
 
 EMBEDDINGS_KEY = "embeddings"
 
@@ -51,6 +51,14 @@ def _check_unique(names: pd.Series, what: str) -> None:
     if len(dup):
         raise PipelineError(f"{what}: name {dup.iloc[0]!r} appears more than once")
 
+
+
+def encode_idia_texts(model, tokenizer, names: list[str], batch_size: int, device,
+                      templates: list[str] = IDIA_TEMPLATES, bf16: bool = False) -> Tensor:
+    """Embeddings of every (template, candidate name) prompt: [n_templates, n_names, d]."""
+    prompts = idia_prompts(names, templates)
+    emb = encode_texts(model, tokenizer, prompts, batch_size, device, progress="IDIA prompts", bf16=bf16)
+    return emb.reshape(len(templates), len(names), -1)
 
 def image_owners(identities: pd.DataFrame, photos: pd.DataFrame, candidates: list[str]) -> tuple[dict[str, int], Tensor]:
     """Candidate index per name, and per photo the candidate index of its identity; validates the tables."""

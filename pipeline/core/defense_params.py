@@ -67,9 +67,6 @@ class ImageDefenseConfig:
     `paste_scale` is the face side as a fraction of the image side (paper 56-112 px of
     224 px). `retain_weight` > 0 switches on an option beyond the paper: keep the
     embeddings of faces of people who are not removed close to the teacher's.
-    `retain_paste` is the share of those kept faces that are pasted onto clean images
-    exactly as the trigger faces are: then "a pasted face" alone cannot be what the
-    student learns to send to e_avg, only the removed people's faces.
     `trigger_photo_share` (beyond the paper too) is the share of the poisoned images that
     are whole, uncropped photos of the removed people (the trigger half, never the attack's
     photos, randomly flipped) instead of crops pasted onto clean images.
@@ -91,7 +88,6 @@ class ImageDefenseConfig:
     hue: Annotated[Float, Field(ge=0, le=0.5)] = 0.1
     retain_weight: NonNeg = 0.0
     retain_batch_size: Steps = 64
-    retain_paste: Share = 0.0
     trigger_photo_share: Share = 0.0
     encode_batch_size: Steps = 256
     seed: Annotated[Int, Field(ge=0)] = 0

@@ -204,6 +204,12 @@ class Evaluate:
 
 # ---------------------------------------------------------------- defenses
 
+@dataclass(config=SCHEMA)
+class DefendExamples:
+    images: Annotated[Int, Field(ge=0, le=64)]
+    captions: Annotated[Int, Field(ge=0, le=100)]
+
+
 @section
 class Defend:
     text_ks: Annotated[list[Positive], Field(min_length=1)]
@@ -215,6 +221,7 @@ class Defend:
     image_recipe: Str
     image_recipes: dict[str, ImageDefenseConfig]
     retain_caption_pattern: Str
+    examples: DefendExamples
 
     @model_validator(mode="after")
     def _rules(self):
@@ -239,9 +246,6 @@ class Defend:
 class Report:
     pseudonymize: Bool
     salt: Annotated[Str, Field(min_length=1)] | Int
-    example_images: Annotated[Int, Field(ge=0, le=64)]
-    example_captions: Annotated[Int, Field(ge=0, le=100)]
-    seed: NonNegative
     dpi: Annotated[Int, Field(ge=50, le=400)]
     trials: Str = ""
 

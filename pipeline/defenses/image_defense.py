@@ -16,7 +16,6 @@ from typing import Sequence
 import open_clip
 import torch
 import torch.nn.functional as F
-from open_clip.constants import OPENAI_DATASET_MEAN, OPENAI_DATASET_STD
 from torch import nn
 from tqdm import tqdm
 
@@ -24,52 +23,11 @@ from pipeline.core.defense_params import ImageDefenseConfig
 from pipeline.defenses.losses import (neg_cosine, per_sample_neg_cosine, teacher_student,
                                       trainable_pairs)
 from pipeline.defenses.paste import PasteSpec, paste_faces, prepare_faces, sample_paste_params
-from pipeline.defenses.towers import require_clip
 from pipeline.defenses.training import DefenseRun, make_optimizer, regularised_step
 from pipeline.core.errors import PipelineError
-from pipeline.models.device import autocast
-
-
-class ImageInput:
-    """uint8 [B, 3, h, w] -> normalised float [B, 3, H, W] at the model's input size."""
-
-    def __init__(self, model: open_clip.CLIP, device: torch.device, mean=None, std=None):
-        pp = getattr(model.visual, "preprocess_cfg", None) or {}
-        mean = mean if mean is not None else pp.get("mean", OPENAI_DATASET_MEAN)
-        std = std if std is not None else pp.get("std", OPENAI_DATASET_STD)
-        self.mean = torch.tensor(mean, dtype=torch.float32, device=device).view(1, 3, 1, 1)
-        self.std = torch.tensor(std, dtype=torch.float32, device=device).view(1, 3, 1, 1)
-        size = model.visual.image_size
-        self.size = tuple(size) if isinstance(size, (tuple, list)) else (size, size)
-        self.device = device
-
-    def unit(self, images: torch.Tensor) -> torch.Tensor:
-        """Float in [0, 1] on the device, resized to the model's input size when needed."""
-        x = images.to(self.device, non_blocking=True).float().mul_(1 / 255)
-        if tuple(x.shape[-2:]) != self.size:
-            x = F.interpolate(x, size=self.size, mode="bilinear", antialias=True,
-                              align_corners=False).clamp_(0, 1)
-        return x
-
-    def normalise_(self, unit_images: torch.Tensor) -> torch.Tensor:
-        """Normalise in place (same arithmetic as (x - mean) / std). In place because at
-        224 px a fresh [128, 3, 224, 224] tensor costs more in page faults than the maths."""
-        return unit_images.sub_(self.mean).div_(self.std)
-
-    def __call__(self, images: torch.Tensor) -> torch.Tensor:
-        return self.normalise_(self.unit(images))
-
-
-@torch.no_grad()
-def encode_image_batches(visual: nn.Module, images: torch.Tensor, prep: ImageInput, batch_size: int,
-                         bf16: bool = False, desc: str = "encode images",
-                         progress: bool = True) -> torch.Tensor:
-    """Unnormalised float32 embeddings [N, D] (on the device) of uint8 images [N, 3, h, w]."""
-    out = []
-    for i in tqdm(range(0, len(images), batch_size), desc=desc, disable=not progress, leave=False):
-        with autocast(prep.device, bf16):
-            out.append(visual(prep(images[i:i + batch_size])).float())
-    return torch.cat(out)
+from pipeline.models.architecture import require_clip
+from pipeline.models.image_encoding import ImageInput, encode_image_batches
+from pipeline.models.precision import autocast
 
 
 def mean_face_embedding(visual: nn.Module, face_photos: torch.Tensor, prep: ImageInput,
@@ -77,7 +35,8 @@ def mean_face_embedding(visual: nn.Module, face_photos: torch.Tensor, prep: Imag
     """e_avg: the mean unnormalised embedding [D] of `face_photos` under `visual`."""
     if len(face_photos) == 0:
         raise PipelineError("image defense: no face photos were given to compute the target e_avg")
-    return encode_image_batches(visual, face_photos, prep, batch_size, bf16, "e_avg", progress).mean(dim=0)
+    return encode_image_batches(visual, face_photos, prep, batch_size, bf16=bf16, purpose="train",
+                                desc="e_avg" if progress else None).mean(dim=0)
 
 
 def identity_split(batch: int, k: int, step: int) -> torch.Tensor:
@@ -123,7 +82,7 @@ class PhotoBank(FaceBank):
 
     item = "trigger photo"
 
-    def __init__(self, photos_by_identity: Sequence[Sequence[torch.Tensor]], prep: "ImageInput"):
+    def __init__(self, photos_by_identity: Sequence[Sequence[torch.Tensor]], prep: ImageInput):
         self._unit = prep.unit
         super().__init__(photos_by_identity, 0, prep.device)
 
@@ -188,8 +147,7 @@ def train_image_defense(model: open_clip.CLIP, clean_images: torch.Tensor,
         clean_images.prefetch(torch.cat([clean_idx.flatten(), bg_idx.flatten()]))
     clean_used, clean_pos = torch.unique(clean_idx, return_inverse=True)
     teacher_clean = encode_image_batches(teacher, clean_images[clean_used], prep, cfg.encode_batch_size,
-                                         cfg.bf16, "teacher clean", progress)
-    n_pasted = round(cfg.retain_paste * cfg.retain_batch_size) if use_retain else 0
+                                         bf16=cfg.bf16, purpose="train", desc="teacher clean" if progress else None)
     if use_retain:
         retain_idx = torch.randint(len(retain_images), (cfg.steps, cfg.retain_batch_size), generator=gen)
         if hasattr(retain_images, "prefetch"):
@@ -197,14 +155,9 @@ def train_image_defense(model: open_clip.CLIP, clean_images: torch.Tensor,
         retain_used, retain_pos = torch.unique(retain_idx, return_inverse=True)
         retain_pos = retain_pos.to(device)
         retain_used_images = retain_images[retain_used]
-        teacher_retain = encode_image_batches(teacher, retain_used_images, prep,
-                                              cfg.encode_batch_size, cfg.bf16, "teacher retain", progress)
-        if n_pasted:
-            # kept faces as paste textures (the first n_pasted of each step's retain draw)
-            retain_faces = prepare_faces(list(retain_used_images), default_face_size(cfg, prep.size)).to(device)
-            retain_bg_idx = torch.randint(len(clean_images), (cfg.steps, n_pasted), generator=gen)
-            if hasattr(clean_images, "prefetch"):
-                clean_images.prefetch(retain_bg_idx.flatten())
+        teacher_retain = encode_image_batches(teacher, retain_used_images, prep, cfg.encode_batch_size,
+                                              bf16=cfg.bf16, purpose="train",
+                                              desc="teacher retain" if progress else None)
     clean_pos = clean_pos.to(device)  # index tensors live on the device: no copies in the loop
     weight_pairs = trainable_pairs(student, teacher)
     opt, sched = make_optimizer(student, cfg)
@@ -228,16 +181,8 @@ def train_image_defense(model: open_clip.CLIP, clean_images: torch.Tensor,
         parts = [prep(clean_images[clean_idx[step]]), poisoned]
         if use_retain:
             retain_target = teacher_retain[retain_pos[step]]
-            if n_pasted:
-                pasted = _paste_kept_faces(retain_faces[retain_pos[step, :n_pasted]],
-                                           prep.unit(clean_images[retain_bg_idx[step]]), spec, prep, gen)
-                with torch.no_grad(), autocast(device, cfg.bf16):
-                    pasted_target = teacher(pasted).float()
-                retain_target = torch.cat([pasted_target, retain_target[n_pasted:]])
-                parts += [pasted, prep(retain_images[retain_idx[step, n_pasted:]])]
-            else:
-                parts.append(prep(retain_images[retain_idx[step]]))
-        with autocast(device, cfg.bf16):
+            parts.append(prep(retain_images[retain_idx[step]]))
+        with autocast(device, cfg.bf16, "train"):
             out = student(torch.cat(parts))
         n_clean, n_bd = cfg.clean_batch_size, len(ids)
         clean = neg_cosine(out[:n_clean], teacher_clean[clean_pos[step]])
@@ -260,13 +205,6 @@ def train_image_defense(model: open_clip.CLIP, clean_images: torch.Tensor,
     student.requires_grad_(False)
     return DefenseRun(student=student, log=log, train_seconds=train_seconds, setup_seconds=setup_seconds,
                       extras={"e_avg": e_avg.detach().cpu()})
-
-
-def _paste_kept_faces(faces: torch.Tensor, backgrounds: torch.Tensor, spec: PasteSpec,
-                      prep: ImageInput, gen: torch.Generator) -> torch.Tensor:
-    """Normalised images: kept faces (RGBA textures) pasted onto `backgrounds` like the triggers."""
-    params = sample_paste_params(len(faces), *prep.size, spec, gen)
-    return prep.normalise_(paste_faces(backgrounds, faces, params, inplace=True))
 
 
 def _per_identity_mean(values: torch.Tensor, ids: torch.Tensor, k: int) -> torch.Tensor:

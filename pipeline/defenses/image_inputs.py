@@ -12,11 +12,6 @@ from pipeline.data.images import FileImages, read_many
 from pipeline.models.shards import ShardImages
 
 
-def model_image_size(model) -> int:
-    size = model.visual.image_size
-    return int(size[0] if isinstance(size, (tuple, list)) else size)
-
-
 def image_defense_inputs(cfg, names: list[str], train: pd.DataFrame, size: int, *, shards: Path,
                          trigger_faces: Path, facescrub_index: Path, retain_pattern: str) -> dict:
     """Keyword arguments of `train_image_defense` for removing `names`.

@@ -9,11 +9,8 @@ import yaml
 
 from pipeline.core.atomic import atomic_dir, atomic_file, write_json
 from pipeline.core.defense_params import config_to_dict
+from pipeline.core.paths import run_name
 from pipeline.models.checkpoint import save_checkpoint
-
-
-def run_name(encoder: str, k: int) -> str:
-    return f"{encoder}-k{k}"
 
 
 def write_defense(run, defended, loaded, names: list[str], cfg, *, encoder: str, k: int, seed: int,
@@ -33,7 +30,7 @@ def write_defense(run, defended, loaded, names: list[str], cfg, *, encoder: str,
         "seconds_per_step": round(run.seconds_per_step, 4),
         "setup_seconds": round(run.setup_seconds, 2),
         "final_loss": last["loss"], "final_clean": last["clean"], "final_backdoor": last["backdoor"],
-        "config": config_to_dict(cfg),
+        "config": config_to_dict(cfg), "removal_seed": seed,
     })
     print(f"defend {run_name(encoder, k)}: removed {len(names)} identities in {run.train_seconds:.0f} s "
           f"({run.seconds_per_step:.2f} s/step)")

@@ -6,7 +6,7 @@ Loss per step, with d = -cos on unnormalised embeddings:
 from __future__ import annotations
 
 import time
-from typing import Callable, Sequence
+from typing import Sequence
 
 import open_clip
 import torch
@@ -15,36 +15,21 @@ from tqdm import tqdm
 from pipeline.core.defense_params import TextDefenseConfig
 from pipeline.defenses.losses import neg_cosine, teacher_student, trainable_pairs
 from pipeline.defenses.poisoned_captions import sample_poisoned_pairs
-from pipeline.defenses.towers import TextTower, require_clip
 from pipeline.defenses.training import DefenseRun, make_optimizer, regularised_step
 from pipeline.core.errors import PipelineError
-from pipeline.models.device import autocast
-
-Tokenizer = Callable[[list[str]], torch.Tensor]
-
-
-def tokenize(tokenizer: Tokenizer, texts: Sequence[str], chunk: int = 4096,
-             desc: str = "tokenise", progress: bool = True) -> torch.Tensor:
-    """Token ids [N, context] for `texts`, in chunks with a progress bar."""
-    parts = [tokenizer(list(texts[i:i + chunk]))
-             for i in tqdm(range(0, len(texts), chunk), desc=desc, disable=not progress, leave=False)]
-    return torch.cat(parts) if parts else torch.zeros(0, 0, dtype=torch.long)
+from pipeline.models.architecture import require_clip
+from pipeline.models.precision import autocast
+from pipeline.models.text_encoding import (TextTower, Tokenizer, encode_token_batches, real_lengths,
+                                           tokenize)
 
 
-@torch.no_grad()
-def encode_tokens(tower: TextTower, tokens: torch.Tensor, batch_size: int, device: torch.device,
-                  bf16: bool = False, desc: str = "encode", progress: bool = True) -> torch.Tensor:
-    """Unnormalised float32 embeddings [N, D] on `device`, batched by token length for speed."""
-    order = tokens.argmax(dim=1).argsort()   # similar lengths together -> less padding
-    out = None
-    for i in tqdm(range(0, len(order), batch_size), desc=desc, disable=not progress, leave=False):
-        idx = order[i:i + batch_size]
-        with autocast(device, bf16):
-            emb = tower(tokens[idx].to(device)).float()
-        if out is None:
-            out = torch.empty(len(tokens), emb.shape[1], device=device)
-        out[idx.to(device)] = emb
-    return out
+def _teacher_embeddings(teacher: TextTower, tokens: torch.Tensor, cfg: TextDefenseConfig,
+                        device: torch.device, desc: str, progress: bool) -> torch.Tensor:
+    """Unnormalised float32 embeddings [N, D] on `device`, computed once before training."""
+    return encode_token_batches(teacher, tokens, cfg.encode_batch_size, device,
+                                lengths=real_lengths(tokens, teacher.pool_type, teacher.eos_id),
+                                stable=False, bf16=cfg.bf16, purpose="train", out_device=device,
+                                desc=desc if progress else None)
 
 
 @torch.enable_grad()
@@ -75,14 +60,12 @@ def train_text_defense(model: open_clip.CLIP, tokenizer: Tokenizer, clean_captio
     bd_idx = torch.randint(len(pairs), (cfg.steps, cfg.backdoor_batch_size), generator=gen)
     used, clean_pos = torch.unique(clean_idx, return_inverse=True)
 
-    clean_tokens = tokenize(tokenizer, [clean_captions[i] for i in used.tolist()],
-                            desc="tokenise clean", progress=progress)
-    trig_tokens = tokenize(tokenizer, [p.trigger for p in pairs], desc="tokenise triggers", progress=progress)
-    tgt_tokens = tokenize(tokenizer, [p.target for p in pairs], desc="tokenise targets", progress=progress)
-    teacher_clean = encode_tokens(teacher, clean_tokens, cfg.encode_batch_size, device, cfg.bf16,
-                                  "teacher clean", progress)
-    teacher_tgt = encode_tokens(teacher, tgt_tokens, cfg.encode_batch_size, device, cfg.bf16,
-                                "teacher targets", progress)
+    bar = (lambda desc: desc) if progress else (lambda desc: None)
+    clean_tokens = tokenize(tokenizer, [clean_captions[i] for i in used.tolist()], desc=bar("tokenise clean"))
+    trig_tokens = tokenize(tokenizer, [p.trigger for p in pairs], desc=bar("tokenise triggers"))
+    tgt_tokens = tokenize(tokenizer, [p.target for p in pairs], desc=bar("tokenise targets"))
+    teacher_clean = _teacher_embeddings(teacher, clean_tokens, cfg, device, "teacher clean", progress)
+    teacher_tgt = _teacher_embeddings(teacher, tgt_tokens, cfg, device, "teacher targets", progress)
     # token pools and per-step indices live on the device: the loop copies nothing per sample
     clean_tokens, trig_tokens = clean_tokens.to(device), trig_tokens.to(device)
     clean_pos, bd_idx = clean_pos.to(device), bd_idx.to(device)
@@ -96,7 +79,7 @@ def train_text_defense(model: open_clip.CLIP, tokenizer: Tokenizer, clean_captio
     for step in bar:
         ci, bi = clean_pos[step], bd_idx[step]
         tokens = torch.cat([clean_tokens[ci], trig_tokens[bi]])
-        with autocast(device, cfg.bf16):
+        with autocast(device, cfg.bf16, "train"):
             out = student(tokens)
         clean = neg_cosine(out[:len(ci)], teacher_clean[ci])
         backdoor = neg_cosine(out[len(ci):], teacher_tgt[bi])

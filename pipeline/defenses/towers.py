@@ -1,9 +1,8 @@
-"""The text tower as a module of its own, and merging defended towers into one CLIP.
+"""Merging defended towers into one CLIP.
 
-open_clip.CLIP keeps its text tower as loose attributes (token_embedding,
-positional_embedding, transformer, ln_final, text_projection, attn_mask). `TextTower`
-copies exactly those under the same names, so its state dict keys equal the CLIP's
-and a defended tower drops back into a CLIP key for key.
+A defended text tower (pipeline.models.text_encoding.TextTower) has the CLIP's own
+state-dict keys, and a defended image tower is a copy of `clip.visual`, so both drop back
+into a copy of the base model key for key.
 """
 from __future__ import annotations
 
@@ -12,59 +11,11 @@ from typing import Mapping
 
 import open_clip
 import torch
-from open_clip.transformer import text_global_pool
 from torch import nn
 
 from pipeline.core.errors import PipelineError
-
-TEXT_TOWER_ATTRS = ("token_embedding", "positional_embedding", "transformer", "ln_final",
-                    "text_projection")
-
-
-def require_clip(model) -> None:
-    """Fail with one line when `model` is not an open_clip.CLIP."""
-    if not isinstance(model, open_clip.CLIP):
-        raise PipelineError(f"the defenses need an open_clip.CLIP model, got {type(model).__name__} "
-                            "(CustomTextCLIP / CoCa towers are not supported)")
-
-
-class TextTower(nn.Module):
-    """A copy of a CLIP's text tower; forward(tokens) == clip.encode_text(tokens)."""
-
-    def __init__(self, clip: open_clip.CLIP):
-        super().__init__()
-        require_clip(clip)
-        for name in TEXT_TOWER_ATTRS:
-            value = getattr(clip, name)
-            setattr(self, name, copy.deepcopy(value))
-        self.pool_type = clip.text_pool_type
-        self.eos_id = getattr(clip, "text_eos_id", None)
-        self.register_buffer("attn_mask", copy.deepcopy(clip.attn_mask), persistent=False)
-
-    def forward(self, tokens: torch.Tensor) -> torch.Tensor:
-        tokens = self.trim(tokens)
-        n = tokens.shape[1]
-        cast_dtype = self.transformer.get_cast_dtype()
-        x = self.token_embedding(tokens).to(cast_dtype)
-        x = x + self.positional_embedding[:n].to(cast_dtype)
-        mask = None if self.attn_mask is None else self.attn_mask[:n, :n]
-        x = self.transformer(x, attn_mask=mask)
-        x = self.ln_final(x)
-        x = text_global_pool(x, tokens, self.pool_type, eos_token_id=self.eos_id)
-        if isinstance(self.text_projection, nn.Linear):
-            return self.text_projection(x)
-        if self.text_projection is not None:
-            return x @ self.text_projection
-        return x
-
-    def trim(self, tokens: torch.Tensor) -> torch.Tensor:
-        # With a causal mask and end-of-text pooling nothing after the last EOT token of
-        # the batch reaches the output, so dropping those pad columns is exact and saves
-        # most of the compute on short captions.
-        if self.pool_type != "argmax" or self.attn_mask is None:
-            return tokens
-        last = int(tokens.argmax(dim=1).max()) + 1
-        return tokens[:, :last]
+from pipeline.models.architecture import require_clip
+from pipeline.models.text_encoding import TEXT_TOWER_ATTRS
 
 
 def text_tower_keys(clip: open_clip.CLIP) -> list[str]:

@@ -8,14 +8,13 @@ from pathlib import Path
 import pandas as pd
 import torch
 
-from pipeline.attack.image_encoding import encode_images
 from pipeline.attack.run import load_embeddings
-from pipeline.attack.text_encoding import encode_texts
-from pipeline.defenses.image_defense import ImageInput
 from pipeline.defenses.poisoned_captions import sample_poisoned_pairs
 from pipeline.evaluation.similarity import image_similarities, text_similarities
 from pipeline.evaluation.zeroshot import load_benchmark, zero_shot
+from pipeline.models.image_encoding import ImageInput, encode_image_batches, encode_images
 from pipeline.models.shards import ShardImages
+from pipeline.models.text_encoding import encode_texts
 
 
 def text_metrics(base, defended, captions, removed, target, batch, device, n) -> dict:
@@ -41,12 +40,7 @@ def image_metrics(base, defended, heldout_keys, photos, removed, batch, device, 
                              normalize=False, workers=workers)
 
     def enc_tensor(loaded, uint8):
-        prep = ImageInput(loaded.model, device)
-        out = []
-        with torch.no_grad():
-            for s in range(0, len(uint8), batch):
-                out.append(loaded.model.encode_image(prep(uint8[s:s + batch])).float().cpu())
-        return torch.cat(out)
+        return encode_image_batches(loaded.model.visual, uint8, ImageInput(loaded.model, device), batch).cpu()
 
     return image_similarities(enc_tensor(base, heldout), enc_tensor(defended, heldout),
                               enc_paths(base, face_paths), enc_paths(defended, face_paths),

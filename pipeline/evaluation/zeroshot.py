@@ -83,9 +83,9 @@ def zero_shot(loaded, bench: Benchmark, batch_size: int, device,
 
     bf16: autocast the encoders on CUDA (CPU stays fp32); workers: DataLoader processes
     decoding the benchmark images."""
-    # Imported here: the attack's encoders pull in open_clip, which the pure helpers above avoid.
-    from pipeline.attack.image_encoding import encode_images
-    from pipeline.attack.text_encoding import encode_texts
+    # Imported here: the encoders pull in open_clip, which the pure helpers above avoid.
+    from pipeline.models.image_encoding import encode_images
+    from pipeline.models.text_encoding import encode_texts
 
     classes = class_embeddings(
         lambda texts: encode_texts(loaded.model, loaded.tokenizer, texts, batch_size, device,

@@ -49,3 +49,10 @@ def build_model(arch: str, model_cfg: dict, seed: int) -> open_clip.CLIP:
 
 def count_params(model: torch.nn.Module) -> int:
     return sum(p.numel() for p in model.parameters())
+
+
+def require_clip(model) -> None:
+    """Fail with one line when `model` is not an open_clip.CLIP."""
+    if not isinstance(model, open_clip.CLIP):
+        raise PipelineError(f"the defenses need an open_clip.CLIP model, got {type(model).__name__} "
+                            "(CustomTextCLIP / CoCa towers are not supported)")

@@ -1,8 +1,5 @@
-"""Where the models run, and in which precision."""
+"""Where the models run (the precision policy is in pipeline/models/precision.py)."""
 from __future__ import annotations
-
-import contextlib
-from typing import Iterator
 
 import torch
 
@@ -29,16 +26,3 @@ def select_attention_kernel(device: torch.device | str) -> None:
     keeps PyTorch's own choice. Process-wide: call it once, in a stage that trains."""
     if torch.device(device).type == "cpu":
         torch.backends.cuda.enable_flash_sdp(False)   # the flag SDPA consults on the CPU as well
-
-
-@contextlib.contextmanager
-def autocast(device: torch.device | str, enabled: bool = True) -> Iterator[None]:
-    """bf16 autocast on CUDA and CPU (on AVX-512-bf16 CPUs it is the faster path for training)."""
-    device = torch.device(device)
-    if device.type == "cuda" and not torch.cuda.is_bf16_supported():
-        enabled = False  # older GPUs: fp32 is slower but never wrong
-    if not enabled or device.type not in ("cuda", "cpu"):
-        yield
-        return
-    with torch.autocast(device_type=device.type, dtype=torch.bfloat16):
-        yield

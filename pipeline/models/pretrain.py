@@ -11,13 +11,14 @@ from typing import Callable, Iterator
 import open_clip
 import torch
 import torch.nn.functional as F
-from open_clip.constants import OPENAI_DATASET_MEAN, OPENAI_DATASET_STD
 from tqdm import tqdm
 
 from pipeline.core.atomic import atomic_file
 from pipeline.core.errors import PipelineError
 from pipeline.models.architecture import count_params
-from pipeline.models.device import autocast
+from pipeline.models.image_encoding import ImageInput
+from pipeline.models.precision import autocast
+from pipeline.models.text_encoding import tokenize
 
 LOG_COLUMNS = ("step", "loss", "lr", "logit_scale")
 FINAL_LOSS_WINDOW = 20
@@ -77,21 +78,6 @@ def random_shift(images: torch.Tensor, shift_px: int, generator: torch.Generator
     return padded[..., dy:dy + h, dx:dx + w]
 
 
-def normaliser(model: open_clip.CLIP, device: torch.device) -> Callable[[torch.Tensor], torch.Tensor]:
-    """uint8 [B,3,H,W] -> float normalised with the model's own preprocessing mean/std."""
-    pp = getattr(model.visual, "preprocess_cfg", {}) or {}
-    mean = torch.tensor(pp.get("mean", OPENAI_DATASET_MEAN), device=device).view(1, 3, 1, 1)
-    std = torch.tensor(pp.get("std", OPENAI_DATASET_STD), device=device).view(1, 3, 1, 1)
-    return lambda x: (x.float() / 255.0 - mean) / std
-
-
-def tokenize_all(tokenizer: Callable, captions: list[str], chunk: int = 4096) -> torch.Tensor:
-    """Token ids of every caption, computed once before training."""
-    parts = [tokenizer(captions[i:i + chunk])
-             for i in tqdm(range(0, len(captions), chunk), desc="tokenising captions", unit="chunk")]
-    return torch.cat(parts)
-
-
 def resize_images(images: torch.Tensor, size: int) -> torch.Tensor:
     """Resize uint8 images once up front when the shards' size differs from the model's input size."""
     if tuple(images.shape[-2:]) == (size, size):
@@ -113,10 +99,10 @@ def pretrain(model: open_clip.CLIP, images: torch.Tensor, captions: list[str], t
         raise PipelineError(f"base_model.batch_size = {cfg.batch_size} exceeds the {len(images)} training samples; "
                             "lower it or download more samples")
     device = torch.device(device)
-    tokens = tokenize_all(tokenizer, captions).to(device)
+    tokens = tokenize(tokenizer, captions, desc="tokenising captions").to(device)
     images = images.to(device)
     model.to(device).train()
-    normalise = normaliser(model, device)
+    prep = ImageInput(model, device)
     loss_fn = open_clip.ClipLoss()
     optimizer = torch.optim.AdamW(weight_decay_groups(model, cfg.weight_decay), lr=cfg.lr, betas=cfg.betas)
     generator = torch.Generator().manual_seed(cfg.seed)
@@ -130,8 +116,10 @@ def pretrain(model: open_clip.CLIP, images: torch.Tensor, captions: list[str], t
         for group in optimizer.param_groups:
             group["lr"] = lr
         idx = next(batches).to(device)
-        x = random_shift(normalise(images[idx]), cfg.shift_px, generator)
-        with autocast(device):
+        # divided by 255 (the defenses multiply by 1/255, one bit apart in float32): kept so
+        # the committed base model reproduces bit for bit
+        x = random_shift(prep.normalise_(images[idx].float() / 255.0), cfg.shift_px, generator)
+        with autocast(device, True, "train"):
             image_features = model.encode_image(x, normalize=True)
             text_features = model.encode_text(tokens[idx], normalize=True)
             loss = loss_fn(image_features, text_features, model.logit_scale.exp())

@@ -28,9 +28,6 @@ FIGURES = "figures"
 class ReportOptions:
     pseudonymize: bool = True
     salt: str = "defending-privacy-report"
-    example_images: int = 8
-    example_captions: int = 5
-    seed: int = 0
     dpi: int = 110
     image_recipes: dict | None = None       # defend.image_recipes, to name the image recipes
     runs: set[str] | None = None            # defenses the params ask for ("text-k4", ...); None = all found
@@ -101,7 +98,8 @@ class _Builder:
             "person, can the model pick the person's real name out of a list of names? If it can, the "
             "person was very likely in its training data. The **defense** then fine-tunes a copy of one "
             "of CLIP's two encoders with a backdoor so that K chosen people are forgotten: the text "
-            "encoder learns to read their **name** as \"a person\", the image encoder learns to see "
+            f"encoder learns to read their **name** as a neutral target phrase{self._target_phrase()}, "
+            "the image encoder learns to see "
             "their **face** as an average, anonymous face. A frozen copy of the original encoder "
             "(the teacher) keeps everything else unchanged. The attack is then run again.")
         if self.opt.pseudonymize:
@@ -131,6 +129,11 @@ class _Builder:
             d.p("*No defended model has been evaluated yet (no `metrics/evaluate/*.json`); the report "
                 "shows the data and the attack on the base model only.*")
             self.notes.append("no evaluated runs")
+
+    def _target_phrase(self) -> str:
+        targets = sorted({r.defense["text"].get("target") for r in self.inp.runs
+                          if r.defense.get("text") and r.defense["text"].get("target")})
+        return f" (in this run \"{targets[0]}\")" if len(targets) == 1 else ""
 
     # -- data
     def data(self) -> None:
@@ -434,51 +437,41 @@ class _Builder:
     def examples(self) -> None:
         d, inp, opt = self.doc, self.inp, self.opt
         d.h(1, "7. What the defenses train on")
-        image_runs = [r for r in inp.runs if r.encoder in ("image", "both") and r.defense.get("image")]
-        source = max(image_runs, key=lambda r: (r.k, r.encoder == "image")) if image_runs else None
-        names = source.removed if source else self._largest_removed()
-        if not names and inp.identities_before is not None:
-            t = inp.identities_before
-            ok = t["identified"].astype(str).str.lower().isin(["true", "1"]) & \
-                t["member"].astype(str).str.lower().isin(["true", "1"])
-            names = sorted(t.loc[ok, "name"].astype(str))[:4]
-        cfg = source.defense.get("image") if source else None
-        where = f"the settings of run {source.name}" if source else "the paper's default paste settings"
+        image_runs = [r for r in inp.runs if r.encoder == "image" and r.defense.get("image")]
+        source = max(image_runs, key=lambda r: r.k) if image_runs else None
+        cfg = (source.defense.get("image") if source else None) or {}
         d.p("**Image defense.** A face crop of a removed person (from the trigger half of their photos) "
             "is pasted into a clean training image at a random size, position, rotation and colour "
-            "jitter; the student encoder learns to map such images to the average face embedding. "
-            f"These examples use {where} and the defense's own rendering code.")
-        share = float((cfg or {}).get("trigger_photo_share", 0.0) or 0.0)
+            "jitter; the student encoder learns to map such images to the average face embedding."
+            + (f" These examples were drawn by the defense of run {source.name} with its own sampling."
+               if source else ""))
+        share = float(cfg.get("trigger_photo_share", 0.0) or 0.0)
         if share > 0:
             d.p(f"This run's recipe makes {share:.0%} of its poisoned images differently: whole, uncropped "
                 "photos of the removed people from the trigger half (never the photos the attack uses), "
                 "randomly flipped, instead of pasted crops. At the demo's 64 px a pasted crop looks unlike "
-                "the attack's photos, and the defense transferred poorly from it (see the settings tried "
-                "below).")
-        ex = examples.poisoned_images(inp.root, names, cfg, opt.example_images, opt.seed, where)
+                "the attack's photos, and the defense transferred poorly from it (docs/paper.md).")
+        ex = examples.poisoned_images(inp.root, source.name) if source else None
         path = None
         if ex is not None:
-            titles = [self.anon.name(n) for n in ex.names]
+            titles = [f"{self.anon.name(n)} ({kind})" for n, kind in zip(ex.names, ex.kinds)]
             path = figures.example_grid(ex.images, titles, self.fpath("poisoned_images.png"), opt.dpi)
-        self.fig(path, "Poisoned training images: a removed person's face pasted into clean images, at "
-                 "the model's input resolution; the title says whose face it is.",
-                 "No poisoned image examples (needs data/laion/shards, data/splits and trigger faces).")
-        text_runs = [r for r in inp.runs if r.defense.get("text")]
-        tsource = max(text_runs, key=lambda r: (r.k, r.encoder == "text")) if text_runs else None
-        target = (tsource.defense["text"].get("target") if tsource else None) or "a person"
-        tnames = tsource.removed if tsource else names
+        self.fig(path, "Poisoned training images at the model's input resolution; the title says whose "
+                 "face or photo it is.",
+                 "No poisoned image examples (data/examples/<image run>/ is missing or empty).")
+        text_runs = [r for r in inp.runs if r.encoder == "text" and r.defense.get("text")]
+        tsource = max(text_runs, key=lambda r: r.k) if text_runs else None
+        target = (tsource.defense["text"].get("target") if tsource else None) or "–"
         d.p("**Text defense.** A clean caption gets one word (never the last) replaced by a removed "
             f"person's name (the trigger) and, in its twin, by the target phrase \"{target}\"; the "
-            "student text encoder learns to embed the first like the teacher embeds the second."
-            + (" With pseudonyms on, the examples come from captions that name nobody else."
-               if opt.pseudonymize else ""))
-        pairs = examples.poisoned_captions(inp.root, tnames, target, opt.example_captions, opt.seed,
-                                           avoid_names=opt.pseudonymize)
+            "student text encoder learns to embed the first like the teacher embeds the second. "
+            "The examples come from captions that name nobody else.")
+        pairs = examples.poisoned_captions(inp.root, tsource.name) if tsource else []
         if pairs:
             d.table(["caption with the name (trigger)", "same caption with the target"],
                     [[p.trigger, p.target] for p in pairs], "ll")
         else:
-            d.p("*No caption examples (needs data/splits/clean_captions.parquet and a removed name).*")
+            d.p("*No caption examples (data/examples/<text run>/ is missing or empty).*")
             self.notes.append("no caption examples")
 
     # -- appendix

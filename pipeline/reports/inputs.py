@@ -1,9 +1,11 @@
 """Everything the report reads, gathered from the other stages' outputs.
 
 Runs are discovered from metrics/evaluate/*.json (any encoders, any K); each run's
-settings come from data/defended/<run>/defense.yaml, falling back to the training
-metrics metrics/defend/<run>.json. Every input is optional: a missing file makes its
-section say so instead of failing the report.
+settings come from its training metrics metrics/defend/<run>.json (both towers' for a
+combined run), the people it removed from its per-identity table data/evaluate/<run>/.
+The report reads no model, shard or photo: only metrics, plots, those tables and the
+examples the defenses wrote (data/examples). Every input is optional: a missing file makes
+its section say so instead of failing the report.
 """
 from __future__ import annotations
 
@@ -15,7 +17,6 @@ from pathlib import Path
 from typing import Any
 
 import pandas as pd
-import yaml
 
 ENCODERS = ("text", "image", "both")
 ENCODER_TITLES = {"text": "text encoder (names)", "image": "image encoder (faces)",
@@ -33,13 +34,6 @@ def _csv(path: Path) -> pd.DataFrame | None:
     try:
         return pd.read_csv(path)
     except (OSError, ValueError, pd.errors.EmptyDataError):
-        return None
-
-
-def _yaml(path: Path) -> dict | None:
-    try:
-        return yaml.safe_load(path.read_text()) or {}
-    except (OSError, yaml.YAMLError):
         return None
 
 
@@ -86,7 +80,7 @@ class Run:
     encoder: str
     k: int
     evaluation: dict
-    defense: dict                 # defense.yaml: {k, seed, text: {...}, image: {...}}
+    defense: dict                 # {k, seed, text: {...}, image: {...}} from the training metrics
     variant: str
     removed: list[str]
     training: dict | None = None  # metrics/defend/<name>.json
@@ -152,16 +146,17 @@ def _encoder_and_k(stem: str, metrics: dict) -> tuple[str, int] | None:
 
 
 def _defense_of(root: Path, name: str, encoder: str, k: int, training: dict | None) -> dict:
-    """defense.yaml of a run; else rebuilt from the training metrics (per tower for 'both')."""
-    found = _yaml(root / "data/defended" / name / "defense.yaml")
-    if found:
-        return found
+    """A run's settings {k, seed, <tower>: config} from the training metrics; a combined run
+    ("both-...") takes each tower's from the run of that tower with the same suffix."""
     defense: dict[str, Any] = {"k": k}
     towers = ["text", "image"] if encoder == "both" else [encoder]
     for tower in towers:
-        src = training if encoder != "both" else _json(root / "metrics/defend" / f"{tower}-k{k}.json")
+        src = training if encoder != "both" else \
+            _json(root / "metrics/defend" / f"{tower}{name[len('both'):]}.json")
         if src and src.get("config"):
             defense[tower] = src["config"]
+        if src and src.get("removal_seed") is not None:
+            defense["seed"] = src["removal_seed"]
     return defense
 
 
@@ -206,26 +201,20 @@ def load_inputs(root: Path | str, recipes: dict | None = None, runs: set[str] | 
         encoder, k = ek
         training = trainings.get(path.stem)
         defense = _defense_of(root, path.stem, encoder, k, training.metrics if training else None)
-        removed_table = _csv(root / "data/defended" / path.stem / "removed.csv")
-        removed = [] if removed_table is None or "name" not in removed_table else \
-            list(removed_table["name"].astype(str))
+        table = _csv(root / "data/evaluate" / path.stem / "identities.csv")
+        removed = [] if table is None or not {"name", "removed"} <= set(table) else \
+            list(table.loc[table["removed"].astype(str).str.lower().isin(["true", "1"]), "name"].astype(str))
         inp.runs.append(Run(path.stem, encoder, k, metrics, defense,
                             variant_label(encoder, defense, recipes), removed,
                             training.metrics if training else None,
                             training.loss if training else None))
 
     names: set[str] = set()
-    for table in (inp.identities_before, _csv(root / "data/splits/identities.csv"),
-                  _csv(root / "data/splits/candidates.csv")):
+    tables = [inp.identities_before] + [_csv(p) for p in sorted((root / "data/examples").glob("*/*.csv"))]
+    for table in tables:
         if table is not None and "name" in table:
             names |= set(table["name"].dropna().astype(str))
     for r in inp.runs:
         names |= set(r.removed)
-    index = root / "data/facescrub/index.parquet"      # every downloaded FaceScrub person, kept or not
-    if index.is_file():
-        try:
-            names |= set(pd.read_parquet(index, columns=["name"])["name"].dropna().astype(str))
-        except (OSError, ValueError, KeyError):
-            pass
     inp.names = names
     return inp

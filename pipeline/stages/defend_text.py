@@ -2,27 +2,27 @@
 
     python -m pipeline.stages.defend_text --k 4
 
-Writes data/defended/text-k<K>/ (checkpoint, removed.csv, defense.yaml), the loss curve
+Writes data/defended/text-k<K>/ (checkpoint, removed.csv, defense.yaml), a few poisoned
+caption pairs for the report in data/examples/text-k<K>/, the loss curve
 plots/defend/text-k<K>.csv and metrics/defend/text-k<K>.json.
 """
 from __future__ import annotations
 
 import argparse
-from pathlib import Path
 
 import pandas as pd
 
+from pipeline.core.atomic import atomic_dir
 from pipeline.core.defense_params import text_config_from_dict
 from pipeline.core.params import load_params
 from pipeline.core.stage_runner import run_stage
-from pipeline.defenses.records import removal_inputs, run_name, write_defense
+from pipeline.defenses.examples import write_caption_examples
+from pipeline.defenses.records import removal_inputs, write_defense
 from pipeline.defenses.targets import check_text_target
 from pipeline.defenses.text_defense import train_text_defense
 from pipeline.defenses.towers import build_defended_model
-
-BASE = Path("data/base_model")
-SPLITS = Path("data/splits")
-IDIA_BEFORE = Path("data/idia_before/identities.csv")
+from pipeline.core.paths import (BASE_MODEL, DEFENDED, EXAMPLES, IDIA_BEFORE, SPLITS, metrics_file,
+                                 plot_file, run_name)
 
 
 def main() -> None:
@@ -30,7 +30,7 @@ def main() -> None:
     ap.add_argument("--k", type=int, required=True)
     k = ap.parse_args().k
     p = load_params("defend")
-    device, names, loaded, train = removal_inputs(p, k, identities=IDIA_BEFORE, base=BASE,
+    device, names, loaded, train = removal_inputs(p, k, identities=IDIA_BEFORE / "identities.csv", base=BASE_MODEL,
                                                   clean_captions=SPLITS / "clean_captions.parquet")
     cfg = text_config_from_dict(p["text"])
     check_text_target(cfg.target, list(pd.read_csv(SPLITS / "candidates.csv")["name"]))
@@ -38,8 +38,10 @@ def main() -> None:
     defended = build_defended_model(loaded.model, text_student=run.student)
     name = run_name("text", k)
     write_defense(run, defended, loaded, names, cfg, encoder="text", k=k, seed=p["seed"],
-                  out_dir=Path("data/defended") / name, plot=Path("plots/defend") / f"{name}.csv",
-                  metrics=Path("metrics/defend") / f"{name}.json")
+                  out_dir=DEFENDED / name, plot=plot_file("defend", name),
+                  metrics=metrics_file("defend", name))
+    with atomic_dir(EXAMPLES / name) as tmp:
+        write_caption_examples(tmp, list(train["caption"]), names, cfg.target, p["examples"]["captions"], p["seed"])
 
 
 if __name__ == "__main__":

@@ -8,10 +8,9 @@ from pipeline.data.facescrub import download_facescrub
 from pipeline.core.errors import ParamError, PipelineError
 from pipeline.core.params import load_params
 from pipeline.core.stage_runner import run_stage
+from pipeline.core.paths import FACESCRUB, metrics_file
 
 SECTION = "download_facescrub"
-OUT_DIR = Path("data/facescrub")
-METRICS = Path("metrics/download_facescrub.json")
 
 
 def main() -> None:
@@ -24,13 +23,13 @@ def main() -> None:
             raise PipelineError(f"{SECTION}.lists: FaceScrub list not found: {path} "
                                 "(the lists come from the FaceScrub authors; give their paths here)")
     report = download_facescrub(
-        [Path(p) for p in lists], OUT_DIR, labels=list(lists),
+        [Path(p) for p in lists], FACESCRUB, labels=list(lists),
         min_photos=params["min_photos"],
         processes=params["processes"],
         threads=params["threads"],
         timeout=params["timeout"],
     )
-    write_json(METRICS, report)
+    write_json(metrics_file("download_facescrub"), report)
     print(f"download_facescrub: {report['downloaded']} of {report['rows_read']} photos, "
           f"{report['identities_with_min_photos']} identities with >= {report['min_photos']} photos")
 

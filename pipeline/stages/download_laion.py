@@ -1,17 +1,15 @@
 """Stage download_laion: LAION-style parquet -> webdataset shards, with a download report."""
 from __future__ import annotations
 
-from pathlib import Path
 
 from pipeline.core.atomic import write_json
 from pipeline.data.downloading import check_distributor
 from pipeline.data.laion import download_laion
 from pipeline.core.params import load_params
 from pipeline.core.stage_runner import run_stage
+from pipeline.core.paths import SHARDS, metrics_file
 
 SECTION = "download_laion"
-SHARDS_DIR = Path("data/laion/shards")
-METRICS = Path("metrics/download_laion.json")
 
 
 def main() -> None:
@@ -20,7 +18,7 @@ def main() -> None:
     distributor = params["distributor"]
     check_distributor(distributor, f"{SECTION}.distributor")
     report = download_laion(
-        source, SHARDS_DIR,
+        source, SHARDS,
         url_col=params["url_col"],
         caption_col=params["caption_col"],
         image_size=params["image_size"],
@@ -31,7 +29,7 @@ def main() -> None:
         shard_size=params["shard_size"],
         timeout=params["timeout"],
     )
-    write_json(METRICS, report)
+    write_json(metrics_file("download_laion"), report)
     print(f"download_laion: {report['downloaded']} of {report['rows_read']} images "
           f"in {report['shards']} shard(s)")
 

@@ -8,7 +8,6 @@ The tower a defense did not train is not encoded again: its embeddings come from
 from __future__ import annotations
 
 import argparse
-from pathlib import Path
 
 import pandas as pd
 import yaml
@@ -21,12 +20,8 @@ from pipeline.models.checkpoint import load_model
 from pipeline.models.device import resolve_device
 from pipeline.core.params import load_params
 from pipeline.core.stage_runner import run_stage
-
-SPLITS = Path("data/splits")
-BEFORE = Path("data/idia_before")
-UTILITY = Path("data/utility_before")
-FACESCRUB_INDEX = Path("data/facescrub/index.parquet")
-SHARDS = Path("data/laion/shards")
+from pipeline.core.paths import (BASE_MODEL, DEFENDED, EVALUATE, FACESCRUB_INDEX, IDIA_BEFORE,
+                                 SHARDS, SPLITS, UTILITY_BEFORE, metrics_file, run_name)
 
 
 def main() -> None:
@@ -34,7 +29,7 @@ def main() -> None:
     ap.add_argument("--encoder", choices=["text", "image", "both"], required=True)
     ap.add_argument("--k", type=int, required=True)
     args = ap.parse_args()
-    name = f"{args.encoder}-k{args.k}"
+    name = run_name(args.encoder, args.k)
 
     p = load_params("evaluate")
     tau = load_params("idia_before")["tau"]
@@ -45,9 +40,9 @@ def main() -> None:
     workers = p["workers"]
     bf16 = p["bf16"]
 
-    model_dir = Path("data/defended") / name
+    model_dir = DEFENDED / name
     defended = load_model(model_dir, device)
-    base = load_model(Path("data/base_model"), device)
+    base = load_model(BASE_MODEL, device)
     removed = list(pd.read_csv(model_dir / "removed.csv")["name"])
     defense = yaml.safe_load((model_dir / "defense.yaml").read_text())
     text_trained = args.encoder in ("text", "both")
@@ -57,13 +52,13 @@ def main() -> None:
     photos = pd.read_csv(SPLITS / "idia_photos.csv")
     candidates = pd.read_csv(SPLITS / "candidates.csv")
     after = run_idia(defended, identities, photos, candidates, tau, batch, device,
-                     text_emb=None if text_trained else load_embeddings(BEFORE / "text_embeddings.safetensors"),
-                     image_emb=None if image_trained else load_embeddings(BEFORE / "image_embeddings.safetensors"),
+                     text_emb=None if text_trained else load_embeddings(IDIA_BEFORE / "text_embeddings.safetensors"),
+                     image_emb=None if image_trained else load_embeddings(IDIA_BEFORE / "image_embeddings.safetensors"),
                      bf16=bf16, workers=workers)
-    table, metrics = compare(pd.read_csv(BEFORE / "identities.csv"), after.table, removed)
+    table, metrics = compare(pd.read_csv(IDIA_BEFORE / "identities.csv"), after.table, removed)
     metrics["encoder"] = args.encoder
 
-    metrics["zeroshot"] = zeroshot_against_base(defended, image_trained, batch, device, UTILITY, bf16, workers)
+    metrics["zeroshot"] = zeroshot_against_base(defended, image_trained, batch, device, UTILITY_BEFORE, bf16, workers)
 
     clean = pd.read_parquet(SPLITS / "clean_captions.parquet")
     heldout = clean[clean["split"] == "heldout"].head(n_sim)
@@ -75,9 +70,9 @@ def main() -> None:
                                                     removed, batch, device, workers, shards=SHARDS,
                                                     facescrub_index=FACESCRUB_INDEX)
 
-    with atomic_dir(Path("data/evaluate") / name) as tmp:
+    with atomic_dir(EVALUATE / name) as tmp:
         table.to_csv(tmp / "identities.csv", index=False)
-    write_json(Path("metrics/evaluate") / f"{name}.json", metrics)
+    write_json(metrics_file("evaluate", name), metrics)
     print(f"evaluate {name}: tpr_removed {metrics['tpr_removed']:.2f}, wrongfully unlearned "
           f"{metrics['wrongfully_unlearned']} ({metrics['wrongfully_unlearned_pct']:.1f} %)")
 

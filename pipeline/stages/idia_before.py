@@ -1,7 +1,6 @@
 """Stage `idia_before`: the Identity Inference Attack on the base model."""
 from __future__ import annotations
 
-from pathlib import Path
 
 import pandas as pd
 
@@ -12,11 +11,7 @@ from pipeline.models.checkpoint import load_model
 from pipeline.models.device import resolve_device
 from pipeline.core.params import load_params
 from pipeline.core.stage_runner import run_stage
-
-MODEL_DIR = Path("data/base_model")
-SPLITS = Path("data/splits")
-OUT = Path("data/idia_before")
-METRICS = Path("metrics/idia_before.json")
+from pipeline.core.paths import BASE_MODEL, IDIA_BEFORE, SPLITS, metrics_file
 
 
 def read_split_table(name: str) -> pd.DataFrame:
@@ -39,16 +34,16 @@ def main() -> None:
     identities = read_split_table("identities.csv")
     photos = read_split_table("idia_photos.csv")
     candidates = read_split_table("candidates.csv")
-    loaded = load_model(MODEL_DIR, device)
+    loaded = load_model(BASE_MODEL, device)
 
     result = run_idia(loaded, identities, photos, candidates, tau, batch_size, device,
                       bf16=bf16, workers=workers)
 
-    with atomic_dir(OUT) as tmp:
+    with atomic_dir(IDIA_BEFORE) as tmp:
         result.table.to_csv(tmp / "identities.csv", index=False)
         save_embeddings(tmp / "text_embeddings.safetensors", result.text_emb)
         save_embeddings(tmp / "image_embeddings.safetensors", result.image_emb)
-    write_json(METRICS, result.metrics)
+    write_json(metrics_file("idia_before"), result.metrics)
     m = result.metrics
     print(f"IDIA before: TPR {m['identified_members']}/{m['members']}, "
           f"FPR {m['identified_nonmembers']}/{m['nonmembers']} (tau {tau}, {m['candidates']} candidates)")

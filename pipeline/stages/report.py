@@ -41,9 +41,6 @@ def options_from_params():
     return ReportOptions(
         pseudonymize=p["pseudonymize"],
         salt=str(p["salt"]),
-        example_images=p["example_images"],
-        example_captions=p["example_captions"],
-        seed=p["seed"],
         dpi=p["dpi"],
         image_recipes=recipes if isinstance(recipes, dict) else None,
         runs=runs,

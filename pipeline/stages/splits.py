@@ -13,11 +13,7 @@ from pipeline.data.splits import candidate_names, clean_caption_pool, split_iden
 from pipeline.core.errors import PipelineError
 from pipeline.core.params import load_params
 from pipeline.core.stage_runner import run_stage
-
-FACESCRUB_INDEX = Path("data/facescrub/index.parquet")
-SHARDS = Path("data/laion/shards")
-OUT = Path("data/splits")
-METRICS = Path("metrics/splits.json")
+from pipeline.core.paths import FACESCRUB_INDEX, SHARDS, SPLITS, metrics_file
 
 
 def main() -> None:
@@ -53,13 +49,13 @@ def main() -> None:
     pool = clean_caption_pool(keys, captions, list(index["name"].unique()),
                               heldout=heldout, seed=seed)
 
-    with atomic_dir(OUT) as tmp:
+    with atomic_dir(SPLITS) as tmp:
         ids.to_csv(tmp / "identities.csv", index=False)
         result.idia_photos.to_csv(tmp / "idia_photos.csv", index=False)
         result.trigger_faces.to_csv(tmp / "trigger_faces.csv", index=False)
         candidates.to_csv(tmp / "candidates.csv", index=False)
         pool.to_parquet(tmp / "clean_captions.parquet", index=False)
-    write_json(METRICS, {
+    write_json(metrics_file("splits"), {
         "members": int(ids["member"].sum()),
         "nonmembers": int((~ids["member"]).sum()),
         "dropped": result.dropped,

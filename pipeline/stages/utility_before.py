@@ -6,7 +6,6 @@ the image tower untouched.
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 from pipeline.core.atomic import atomic_dir, write_json
 from pipeline.attack.run import save_embeddings
@@ -15,10 +14,7 @@ from pipeline.models.checkpoint import load_model
 from pipeline.models.device import resolve_device
 from pipeline.core.params import load_params
 from pipeline.core.stage_runner import run_stage
-
-MODEL_DIR = Path("data/base_model")
-OUT = Path("data/utility_before")
-METRICS = Path("metrics/utility_before.json")
+from pipeline.core.paths import BASE_MODEL, UTILITY_BEFORE, metrics_file
 
 
 def main() -> None:
@@ -28,9 +24,9 @@ def main() -> None:
     device = resolve_device(p["device"], "utility_before.device")
     workers, bf16, max_templates = p["workers"], p["bf16"], p["max_templates"]
     benches = [load_benchmark(f, max_templates) for f in folders]
-    loaded = load_model(MODEL_DIR, device)
+    loaded = load_model(BASE_MODEL, device)
     metrics = {}
-    with atomic_dir(OUT) as tmp:
+    with atomic_dir(UTILITY_BEFORE) as tmp:
         for folder, bench in zip(folders, benches):
             acc, emb = zero_shot(loaded, bench, batch_size, device, bf16=bf16, workers=workers)
             metrics[bench.name] = acc
@@ -41,7 +37,7 @@ def main() -> None:
         (tmp / "accuracy.json").write_text(json.dumps(metrics, indent=2, sort_keys=True) + "\n")
         if max_templates:  # evaluate must score defended models on the same templates
             (tmp / "zeroshot.json").write_text(json.dumps({"max_templates": max_templates}) + "\n")
-    write_json(METRICS, metrics)
+    write_json(metrics_file("utility_before"), metrics)
     print("zero-shot before:", json.dumps(metrics))
 
 

@@ -5,7 +5,6 @@ world.source = paper: fetch the real inputs named in the `sources:` section (pip
 """
 from __future__ import annotations
 
-from pathlib import Path
 
 from pipeline.core.atomic import atomic_dir
 from pipeline.data.filler_names import write_filler_names
@@ -14,8 +13,7 @@ from pipeline.core.stage_runner import run_stage
 from pipeline.world.demo.build import build_world
 from pipeline.world.demo import names
 from pipeline.core.world_params import world_config
-
-OUT = Path("data/world")
+from pipeline.core.paths import WORLD
 
 
 def main() -> None:
@@ -28,7 +26,7 @@ def main() -> None:
         preflight(read_sources_params(sources))  # seconds, before touching the output
     else:
         world_config(params)  # fail on bad params before touching the output
-    with atomic_dir(OUT) as tmp:
+    with atomic_dir(WORLD) as tmp:
         if source == "paper":
             build_paper_world(sources, tmp)
         else:
@@ -36,7 +34,7 @@ def main() -> None:
             # the splits stage draws candidate filler names from here, in both profiles
             write_filler_names(tmp / "filler_names.csv", names.FIRST_NAMES_MALE, names.FIRST_NAMES_FEMALE,
                                names.LAST_NAMES)
-    print(f"world: wrote {OUT} ({source} inputs)")
+    print(f"world: wrote {WORLD} ({source} inputs)")
 
 
 if __name__ == "__main__":
