@@ -6,6 +6,7 @@ from pathlib import Path
 
 import open_clip
 import pytest
+import pandas as pd
 import torch
 import torch.nn.functional as F
 import torchvision.transforms.functional as TF
@@ -535,3 +536,32 @@ def test_image_input_normalises_like_open_clip_and_keeps_its_input(model):
     expected = (images.float() / 255 - mean) / std
     assert torch.allclose(prep(images), expected, atol=1e-6)
     assert torch.equal(images, kept)   # normalised in place, but never the caller's tensor
+
+
+# ------------------------------------------------------------- examples written for the report
+def test_image_examples_show_what_training_draws(tmp_path):
+    from PIL import Image
+
+    from pipeline.defenses.examples import IMAGE_TABLE, write_image_examples
+    clean, faces, photos = image_data()
+    photos = [[photos[0], photos[1]], [photos[2]]]       # whole trigger photos per identity
+    cfg = small_image_cfg(trigger_photo_share=0.5)
+    write_image_examples(tmp_path / "a", clean, faces, ["Ada Quill", "Bo Marsh"], cfg, 6, 0, 32, photos)
+    table = pd.read_csv(tmp_path / "a" / IMAGE_TABLE)
+    assert list(table["kind"]) == ["whole photo"] * 3 + ["pasted face"] * 3   # the recipe's share
+    assert list(table["name"]) == ["Ada Quill", "Bo Marsh", "Ada Quill"] * 2     # identities in turn, per kind
+    assert all(Image.open(tmp_path / "a" / f).size == (32, 32) for f in table["file"])
+    write_image_examples(tmp_path / "b", clean, faces, ["Ada Quill", "Bo Marsh"], cfg, 6, 0, 32, photos)
+    assert all((tmp_path / "a" / f).read_bytes() == (tmp_path / "b" / f).read_bytes() for f in table["file"])
+    write_image_examples(tmp_path / "none", clean, faces, ["Ada Quill"], cfg, 0, 0, 32, photos)
+    assert pd.read_csv(tmp_path / "none" / IMAGE_TABLE).empty
+
+
+def test_caption_examples_avoid_captions_that_name_someone_else(tmp_path):
+    from pipeline.defenses.examples import CAPTION_TABLE, write_caption_examples
+    captions = ["a photo of a dog on grass", "Carl Bauer walks a dog in town", "a red car near a river"]
+    write_caption_examples(tmp_path, captions, ["Ada Quill"], "Nell Oswin", 6, 0)
+    table = pd.read_csv(tmp_path / CAPTION_TABLE)
+    assert len(table) == 6 and not table["trigger"].str.contains("Carl Bauer").any()
+    assert table["trigger"].str.contains("Ada Quill").all() and table["target"].str.contains("Nell Oswin").all()
+    assert (table["trigger"].str.replace("Ada Quill", "Nell Oswin") == table["target"]).all()

@@ -119,7 +119,8 @@ def make_fake_repo(root: Path, encoders=("text", "image", "both"), ks=(1, 2, 4),
                 ev = {"encoder": enc, "k": k, "tpr_removed": float(rng.choice([0.0, 0.5, 1.0])),
                       "others": members - k, "others_identified_before": len(order) - k,
                       "wrongfully_unlearned": lost, "wrongfully_unlearned_pct": 100 * lost / (len(order) - k),
-                      "newly_recalled": 0, "newly_recalled_pct": 0.0, "fpr": 0.0, "fpr_before": 0.0,
+                      "newly_recalled": int(rng.integers(0, 2)), "newly_recalled_pct": 12.5, "fpr": 0.25 * lost,
+                      "fpr_before": 0.0, "newly_identified_nonmembers": lost,
                       "zeroshot": {b: {"top1": v["top1"] - 0.01 * k, "top5": v["top5"], "top1_base": v["top1"],
                                        "top5_base": v["top5"], "top1_change": -0.01 * k, "top5_change": 0.0}
                                    for b, v in base_zs.items()}}
@@ -265,3 +266,107 @@ def test_report_says_when_the_combined_model_is_worse(tmp_path, both_tpr, remark
     assert ("combined model is identified more often" in md) == remarked
     if remarked:
         assert "K = 1: 1.00 against text 0.00 and image 0.00" in md
+
+
+# ------------------------------------------------------------- table numbers equal the metrics
+def markdown_tables(text: str) -> list[tuple[str, list[str], list[list[str]]]]:
+    """(heading above, header cells, body rows) of every Markdown table in `text`."""
+    tables, heading, lines = [], "", text.splitlines()
+    i = 0
+    while i < len(lines):
+        line = lines[i]
+        if line.startswith("#"):
+            heading = line.lstrip("# ").strip()
+        if line.startswith("|") and i + 1 < len(lines) and re.match(r"^\|[:\-|]+\|$", lines[i + 1]):
+            cells = lambda row: [c.strip() for c in re.split(r"(?<!\\)\|", row.strip())[1:-1]]
+            header, body, i = cells(line), [], i + 2
+            while i < len(lines) and lines[i].startswith("|"):
+                body.append(cells(lines[i]))
+                i += 1
+            tables.append((heading, header, body))
+            continue
+        i += 1
+    return tables
+
+
+def number(cell: str) -> float:
+    match = re.search(r"[-+]?\d+(?:\.\d+)?", cell)
+    assert match, f"no number in table cell {cell!r}"
+    return float(match.group(0))
+
+
+def shown(cell: str, value, decimals: int, scale: float = 1.0) -> bool:
+    """The cell shows `value` * scale rounded to `decimals` places."""
+    return abs(number(cell) - value * scale) <= 0.5 * 10 ** -decimals + 1e-9
+
+
+def test_every_table_number_equals_the_metric_it_shows(tmp_path):
+    make_fake_repo(tmp_path)
+    build_report(tmp_path, tmp_path / "reports", ReportOptions(pseudonymize=False, dpi=50))
+    tables = markdown_tables((tmp_path / "reports/report.md").read_text())
+    metric = lambda name: json.loads((tmp_path / "metrics" / name).read_text())
+    by_heading = {}
+    for heading, header, body in tables:
+        by_heading.setdefault(heading, []).append((header, body))
+    checked = 0
+
+    (header, body), = [t for t in by_heading["1. Data"] if t[0][0] == "download"]
+    for row in body:
+        m = metric("download_facescrub.json" if row[0] == "FaceScrub" else "download_laion.json")
+        assert [int(number(c)) for c in row[1:4]] == [m["rows_read"], m["downloaded"], m["failed"]]
+        checked += 3
+    (header, body), = [t for t in by_heading["1. Data"] if t[0][0] == "quantity"]
+    splits = metric("splits.json")
+    values = {row[0]: row[1] for row in body}
+    assert number(values["members (in the captions)"]) == splits["members"]
+    assert number(values["non-members (never in the captions)"]) == splits["nonmembers"]
+    assert number(values["candidate names"]) == splits["candidates"]
+    checked += 3
+
+    (header, body), = by_heading["2. The attack on the undefended model"]
+    idia = metric("idia_before.json")
+    members, nonmembers = body
+    assert number(members[1]) == idia["members"] and number(members[2]) == idia["identified_members"]
+    assert shown(members[3], idia["tpr"], 2) and shown(nonmembers[3], idia["fpr"], 2)
+    checked += 4
+
+    base = metric("base_model.json")
+    (header, body), utility = by_heading["3. The base model"]
+    values = {row[0]: row[1] for row in body}
+    assert number(values["training steps"]) == base["steps"]
+    assert shown(values["final loss"], base["final_loss"], 3)
+    assert shown(values["seconds per step"], base["seconds_per_step"], 2)
+    checked += 3
+    before = metric("utility_before.json")
+    for row in utility[1]:
+        assert shown(row[1], before[row[0]]["top1"], 1, 100) and shown(row[2], before[row[0]]["top5"], 1, 100)
+        checked += 2
+
+    runs = {p.stem: json.loads(p.read_text()) for p in (tmp_path / "metrics/evaluate").glob("*.json")}
+    seen = []
+    for enc, title in (("text", "Text encoder (names)"), ("image", "Image encoder (faces)"), ("both", "Both encoders")):
+        (header, body), = by_heading[title]
+        col = {name: i for i, name in enumerate(header)}
+        for row in body:
+            k = int(row[col["K"]])
+            lam_zero = "λ=0," in row[col["recipe"]] + "," and enc != "image"
+            stem = f"{enc}-k{k}" + ("-noreg" if lam_zero else "")
+            e = runs[stem]
+            seen.append(stem)
+            assert shown(row[col["TPR removed"]], e["tpr_removed"], 2)
+            lost = row[col["wrongfully unlearned"]]
+            assert int(number(lost)) == e["wrongfully_unlearned"]
+            assert shown(lost.split("(")[1], e["wrongfully_unlearned_pct"], 1)
+            assert int(number(row[col["newly recalled"]])) == e["newly_recalled"]
+            assert shown(row[col["FPR after"]], e["fpr"], 3)
+            assert int(number(row[col["new non-members"]])) == e["newly_identified_nonmembers"]
+            for bench in BENCHES:
+                cell = row[col[f"{bench} top-1 (Δ)"]]
+                assert shown(cell, e["zeroshot"][bench]["top1"], 1, 100)
+                assert shown(cell.split("(")[1], e["zeroshot"][bench]["top1_change"], 1, 100)
+            sims = [e[key]["sim_clean"] for key in ("text_similarity", "image_similarity") if key in e]
+            cells = re.findall(r"\d\.\d{4}", row[col["sim_clean"]])
+            assert len(cells) == len(sims) and all(shown(c, s, 4) for c, s in zip(cells, sims))
+            checked += 8 + 2 * len(BENCHES)
+    assert sorted(seen) == sorted(runs), "every evaluated run is one row of the collateral tables"
+    assert checked > 100

@@ -1,0 +1,192 @@
+"""Everything the report template shows, gathered from the loaded inputs: metric values (raw,
+formatted only by the template's filters), the figures, and the few derived facts (the
+regulariser values run, the runs where the combined model does worse, runtime slopes).
+
+No prose here: the words live in templates/report.md.j2.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from pipeline.reports import examples, figures
+from pipeline.reports.inputs import ENCODER_TITLES, Inputs, Run
+from pipeline.reports.pseudonyms import Pseudonymizer
+
+FIGURES = "figures"
+# The paper's Figure 5 (one GPU): seconds of training added per removed identity.
+PAPER_SLOPES = {"text": "0.07 s per added name", "image": "1.55 s per added face"}
+
+
+@dataclass
+class Figures:
+    """Renders the figures into out_dir/figures and remembers which ones exist."""
+
+    out: Path
+    dpi: int
+
+    def __post_init__(self):
+        self.made: list[Path] = []
+
+    def add(self, path: Path | None) -> str | None:
+        """The figure's path relative to the report (None when there was nothing to draw)."""
+        if path is None:
+            return None
+        self.made.append(path)
+        return f"{FIGURES}/{path.name}"
+
+    def path(self, name: str) -> Path:
+        return self.out / FIGURES / name
+
+
+def title(encoder: str) -> str:
+    return ENCODER_TITLES.get(encoder, encoder).capitalize()
+
+
+def _largest_removed(inp: Inputs) -> list[str]:
+    if not inp.runs:
+        return []
+    kmax = max(r.k for r in inp.runs)
+    return sorted({n for r in inp.runs if r.k == kmax for n in r.removed})
+
+
+def _key_results(inp: Inputs) -> list[dict]:
+    rows = []
+    for enc in inp.encoders():
+        runs = inp.runs_of(enc)
+        kmax = max(r.k for r in runs)
+        for r in (r for r in runs if r.k == kmax):
+            e = r.evaluation
+            tpr = e.get("tpr_removed")
+            rows.append({"title": title(enc), "k": r.k, "variant": r.variant, "e": e,
+                         "still": None if tpr is None else round(tpr * r.k)})
+    return rows
+
+
+def _regularisers(inp: Inputs) -> dict[str, list[float]]:
+    """Per trained tower, the weight-regulariser values that were run."""
+    values: dict[str, set[float]] = {}
+    for r in inp.runs:
+        for tower in ("text", "image"):
+            if r.weight_reg(tower) is not None:
+                values.setdefault(tower, set()).add(r.weight_reg(tower))
+    return {t: sorted(v) for t, v in sorted(values.items())}
+
+
+def _combined_worse(inp: Inputs) -> list[dict]:
+    """The Ks where the combined model is identified more often than the better single tower."""
+    tpr = {(r.encoder, r.k): r.evaluation.get("tpr_removed") for r in inp.runs}
+    worse = []
+    for (enc, k), both in sorted(tpr.items(), key=lambda item: item[0][1]):
+        singles = [tpr.get((e, k)) for e in ("text", "image")]
+        if enc == "both" and both is not None and None not in singles and both > min(singles) + 1e-9:
+            worse.append({"k": k, "both": both, "text": singles[0], "image": singles[1]})
+    return worse
+
+
+def _text_targets(inp: Inputs) -> list[str]:
+    return sorted({r.defense["text"].get("target") for r in inp.runs
+                   if r.defense.get("text") and r.defense["text"].get("target")})
+
+
+def _collateral_tables(inp: Inputs) -> list[dict]:
+    tables = []
+    for enc in inp.encoders():
+        rows = []
+        for r in sorted(inp.runs_of(enc), key=lambda r: (r.k, r.variant, r.name)):
+            e = r.evaluation
+            sims = {label: (e.get(key) or {}).get("sim_clean")
+                    for key, label in (("text_similarity", "text"), ("image_similarity", "image"))}
+            rows.append({"run": r, "e": e, "zeroshot": e.get("zeroshot") or {},
+                         "sims": {k: v for k, v in sims.items() if v is not None}})
+        tables.append({"encoder": enc, "title": title(enc), "rows": rows})
+    return tables
+
+
+def _runtime(inp: Inputs, figs: Figures) -> tuple[str | None, list[dict]]:
+    res = figures.runtime_vs_k(inp, figs.path("runtime_vs_k.png"), figs.dpi)
+    if res is None:
+        return None, []
+    path, fits = res
+    rows = []
+    for (enc, variant), fit in sorted(fits.items()):
+        trainings = [t for t in inp.trainings if t.encoder == enc and t.variant == variant]
+        steps = sorted({t.metrics.get("steps") for t in trainings} - {None})
+        sps = [t.metrics["seconds_per_step"] for t in trainings if t.metrics.get("seconds_per_step")]
+        rows.append({"encoder": enc, "variant": variant, "ks": fit["ks"], "seconds": fit["seconds"],
+                     "steps": steps, "seconds_per_step": sum(sps) / len(sps) if sps else None,
+                     "slope": fit["slope"], "paper": PAPER_SLOPES.get(enc)})
+    return figs.add(path), rows
+
+
+def _examples(inp: Inputs, figs: Figures, anon: Pseudonymizer) -> dict:
+    image_runs = [r for r in inp.runs if r.encoder == "image" and r.defense.get("image")]
+    source = max(image_runs, key=lambda r: r.k) if image_runs else None
+    cfg = (source.defense.get("image") if source else None) or {}
+    ex = examples.poisoned_images(inp.root, source.name) if source else None
+    grid = None
+    if ex is not None:
+        titles = [f"{anon.name(n)} ({kind})" for n, kind in zip(ex.names, ex.kinds)]
+        grid = figs.add(figures.example_grid(ex.images, titles, figs.path("poisoned_images.png"), figs.dpi))
+    text_runs = [r for r in inp.runs if r.encoder == "text" and r.defense.get("text")]
+    tsource = max(text_runs, key=lambda r: r.k) if text_runs else None
+    return {"image_run": source.name if source else None,
+            "trigger_photo_share": float(cfg.get("trigger_photo_share", 0.0) or 0.0),
+            "image_grid": grid,
+            "text_run": tsource.name if tsource else None,
+            "target": tsource.defense["text"].get("target") if tsource else None,
+            "captions": examples.poisoned_captions(inp.root, tsource.name) if tsource else []}
+
+
+def _trials(path: Path | None, figs: Figures) -> dict | None:
+    if path is None or not Path(path).is_file():
+        return None
+    table = pd.read_csv(path)
+    return {"path": Path(path).as_posix(), "rows": list(table.itertuples()),
+            "figure": figs.add(figures.trials_tradeoff(table, figs.path("trials_tradeoff.png"), figs.dpi))}
+
+
+def report_context(inp: Inputs, figs: Figures, anon: Pseudonymizer, *, pseudonymize: bool,
+                   trials: Path | None) -> dict[str, Any]:
+    """The template's variables."""
+    removed = _largest_removed(inp)
+    runtime_figure, runtime_rows = _runtime(inp, figs)
+    seeds = sorted({str(r.seed) for r in inp.runs if r.seed is not None})
+    return {
+        "pseudonymize": pseudonymize,
+        "targets": _text_targets(inp),
+        "key_results": _key_results(inp),
+        "downloads": [("FaceScrub", inp.download_facescrub), ("LAION", inp.download_laion)],
+        "facescrub": inp.download_facescrub,
+        "laion": inp.download_laion,
+        "splits": inp.splits,
+        "idia": inp.idia_before,
+        "base": inp.base_model,
+        "utility": inp.utility_before,
+        "has_runs": bool(inp.runs),
+        "largest_removed": removed,
+        "seeds": seeds,
+        "regularisers": _regularisers(inp),
+        "combined_worse": _combined_worse(inp),
+        "benches": inp.benchmarks(),
+        "collateral": _collateral_tables(inp),
+        "runtime_rows": runtime_rows,
+        "examples": _examples(inp, figs, anon),
+        "trials": _trials(trials, figs),
+        "appendix": sorted(inp.runs, key=lambda r: (r.encoder, r.k, r.name)),
+        "figures": {
+            "attack_before": figs.add(figures.attack_before(inp, figs.path("attack_before.png"), figs.dpi, removed)),
+            "base_loss": figs.add(figures.base_loss(inp, figs.path("base_model_loss.png"), figs.dpi)),
+            "idia_vs_k": figs.add(figures.idia_vs_k(inp, figs.path("idia_vs_k.png"), figs.dpi)),
+            "zeroshot_vs_k": figs.add(figures.zeroshot_vs_k(inp, figs.path("zeroshot_vs_k.png"), figs.dpi)),
+            "tradeoff": figs.add(figures.tradeoff(inp, figs.path("tradeoff.png"), figs.dpi)),
+            "runtime": runtime_figure,
+            "defense_loss": figs.add(figures.defense_loss(inp, figs.path("defense_loss.png"), figs.dpi)),
+        },
+    }
+
+
+__all__ = ["Figures", "Run", "report_context", "title"]
