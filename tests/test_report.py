@@ -217,8 +217,10 @@ def test_pseudonyms_are_stable_and_salted():
 
 def test_stage_writes_reports_folder(tmp_path, monkeypatch):
     make_fake_repo(tmp_path, encoders=("text",), ks=(1, 2), text_regs=(0.01,))
-    (tmp_path / "params.yaml").write_text(yaml.safe_dump({"report": {
-        "pseudonymize": True, "salt": "x", "dpi": 50}}))
+    params = yaml.safe_load((Path(__file__).parents[1] / "params.yaml").read_text())
+    params["report"].update(salt="x", dpi=50, trials="")
+    params["defend"].update(text_ks=[1, 2], image_ks=[])
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump(params))
     (tmp_path / "reports").mkdir()
     (tmp_path / "reports/.gitkeep").write_text("")
     (tmp_path / "reports/figures").mkdir()

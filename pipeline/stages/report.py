@@ -15,11 +15,10 @@ import shutil
 from pathlib import Path
 
 from pipeline.core.atomic import scratch_dir
-from pipeline.core.errors import PipelineError
 from pipeline.core.params import load_params
+from pipeline.core.paths import REPORTS, run_name
 from pipeline.core.stage_runner import run_stage
 
-REPORTS = Path("reports")
 OUTPUTS = ("figures", "report.md", "report.html")   # replaced in this order
 
 
@@ -27,25 +26,12 @@ def options_from_params():
     from pipeline.reports.build import ReportOptions
 
     p = load_params("report")
-    if not isinstance(p, dict):
-        raise PipelineError("params.yaml: the 'report:' section must be a mapping of key: value")
-    try:
-        defend = load_params("defend")
-    except PipelineError:
-        defend = {}
-    recipes = defend.get("image_recipes")
-    runs = None
-    if isinstance(defend.get("text_ks"), list) and isinstance(defend.get("image_ks"), list):
-        runs = ({f"text-k{k}" for k in defend["text_ks"]}
-                | {f"{enc}-k{k}" for enc in ("image", "both") for k in defend["image_ks"]})
-    return ReportOptions(
-        pseudonymize=p["pseudonymize"],
-        salt=str(p["salt"]),
-        dpi=p["dpi"],
-        image_recipes=recipes if isinstance(recipes, dict) else None,
-        runs=runs,
-        trials=Path(p["trials"]) if p.get("trials") else None,
-    )
+    defend = load_params("defend")
+    runs = ({run_name("text", k) for k in defend["text_ks"]}
+            | {run_name(enc, k) for enc in ("image", "both") for k in defend["image_ks"]})
+    return ReportOptions(pseudonymize=p["pseudonymize"], salt=str(p["salt"]), dpi=p["dpi"],
+                         image_recipes=defend["image_recipes"], runs=runs,
+                         trials=Path(p["trials"]) if p["trials"] else None)
 
 
 def publish(tmp: Path, dest: Path) -> None:
