@@ -4,6 +4,8 @@ the attack's numbers, without writing any DVC output.
     python scripts/defense_trial.py K --image '{"beta": 1.5}' [--text '{"target": "human"}']
     python scripts/defense_trial.py K --image-from data/defended/image-kK --text '{"target": "human"}'
 
+Removes development-pool people only (`--seed` picks which; docs/method.md §6): settings are
+never chosen by scoring the test pool that the README and the report present.
 Needs `dvc repro idia_before` first (base model, splits, attack before). --image / --text take
 JSON overrides of the image recipe in use (defend.image_recipes.<defend.image_recipe>) and of
 defend.text; give one or both ('{}' = the params as they are). With both, the combined model
@@ -25,7 +27,7 @@ import torch
 from pipeline.attack.run import load_embeddings, run_idia
 from pipeline.core.defense_params import image_config_from_dict, text_config_from_dict
 from pipeline.defenses.image_defense import train_image_defense
-from pipeline.defenses.targets import check_text_target, removal_set
+from pipeline.defenses.targets import check_text_target, tuning_removal_set
 from pipeline.defenses.text_defense import train_text_defense
 from pipeline.defenses.towers import build_defended_model
 from pipeline.evaluation.collateral import compare
@@ -49,6 +51,8 @@ def main() -> None:
     ap.add_argument("--zeroshot", action="store_true",
                     help="also the zero-shot top-1 change on each benchmark, in points (about 10 s a model)")
     ap.add_argument("--device", default="auto")
+    ap.add_argument("--pool", default="dev", help="whom to remove: only 'dev' is allowed (docs/method.md §6)")
+    ap.add_argument("--seed", type=int, default=None, help="removal seed (default: defend.seed)")
     args = ap.parse_args()
     if args.image is None and args.text is None:
         ap.error("give --image and/or --text")
@@ -59,7 +63,13 @@ def main() -> None:
     select_attention_kernel(device)
     torch.set_num_threads(p.get("threads", 2))
     before = pd.read_csv(BEFORE / "identities.csv")
-    names = removal_set(before, args.k, p["seed"])
+    seed = p["seed"] if args.seed is None else args.seed
+    names = tuning_removal_set(before, pd.read_csv(SPLITS / "identities.csv"), args.k, seed, args.pool)
+    if args.image_from is not None:
+        removed = list(pd.read_csv(args.image_from / "removed.csv")["name"])
+        if removed != names:
+            ap.error(f"--image-from {args.image_from} removed other people than this trial's development-pool "
+                     "set; train it with `dvc exp run -S defend.pool=dev` (same defend.seed) first")
     loaded = load_model(Path("data/base_model"), device)
     clean = pd.read_parquet(SPLITS / "clean_captions.parquet")
     train = clean[clean["split"] == "train"]

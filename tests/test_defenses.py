@@ -565,3 +565,21 @@ def test_caption_examples_avoid_captions_that_name_someone_else(tmp_path):
     assert len(table) == 6 and not table["trigger"].str.contains("Carl Bauer").any()
     assert table["trigger"].str.contains("Ada Quill").all() and table["target"].str.contains("Nell Oswin").all()
     assert (table["trigger"].str.replace("Ada Quill", "Nell Oswin") == table["target"]).all()
+
+
+def test_image_defense_keeps_held_out_clean_images_close_to_the_teacher(model):
+    """Clean images the defense never trained on stay as close to the teacher as its training
+    pool does: the clean term generalises instead of memorising its pool. (A run that wrecks
+    the encoder, lr 5e-2 without the regulariser, falls to 0.989 here and fails.)"""
+    from pipeline.models.image_encoding import ImageInput, encode_image_batches
+    g = torch.Generator().manual_seed(5)
+    clean, faces, photos = image_data()
+    heldout = (torch.rand(16, 3, 32, 32, generator=g) * 255).to(torch.uint8)   # never in the training pool
+    run = train_image_defense(model, clean, faces, photos, small_image_cfg(steps=12, lr=1e-3, milestones=(10,)),
+                              progress=False)
+    prep = ImageInput(model, torch.device("cpu"))
+    sim = lambda x: F.cosine_similarity(encode_image_batches(run.student, x, prep, 8),
+                                        encode_image_batches(model.visual, x, prep, 8)).mean().item()
+    held, trained = sim(heldout), sim(clean)
+    assert held > 0.99, held
+    assert held >= trained - 0.005, (held, trained)

@@ -49,6 +49,14 @@ def test_every_defense_evaluated(repo, encoder, k):
     assert ("image_similarity" in m) == (encoder in ("image", "both"))
     removed = pd.read_csv(repo / f"data/defended/{encoder}-k{k}/removed.csv")["name"]
     assert len(removed) == k
+    pools = pd.read_csv(repo / "data/splits/identities.csv").set_index("name")["pool"]
+    assert (pools[removed] == "test").all(), "the reported sweep removes test-pool people only"
+
+
+@pytest.mark.parametrize("encoder", ["image", "both"])
+def test_image_and_combined_defenses_lower_the_removed_identities_templates(repo, encoder):
+    m = metrics(repo, f"evaluate/{encoder}-k{KS[-1]}.json")
+    assert m["correct_templates_removed_after"] < m["correct_templates_removed_before"]
 
 
 def test_text_defense_lowers_the_removed_identities_templates(repo):

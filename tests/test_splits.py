@@ -2,7 +2,7 @@
 import pandas as pd
 import pytest
 
-from pipeline.data.splits import (candidate_names, clean_caption_pool, normalise_name,
+from pipeline.data.splits import (assign_pools, candidate_names, clean_caption_pool, normalise_name,
                                   split_identities)
 from pipeline.core.errors import PipelineError
 
@@ -90,3 +90,15 @@ def test_clean_caption_pool_drops_named_captions():
     pool = clean_caption_pool(keys, captions, ["Ann Lee", "Bob_Ray"], heldout=1, seed=0)
     assert list(pool["key"]) == ["00001", "00003", "00005"]
     assert (pool["split"] == "heldout").sum() == 1
+
+
+def test_pools_split_members_and_nonmembers_alike_seeded_and_order_free():
+    ids = pd.DataFrame({"name": [f"p{i:02d}" for i in range(30)], "member": [True] * 20 + [False] * 10})
+    pools = assign_pools(ids, 0.5, seed=0)
+    assert set(pools) == {"dev", "test"}
+    assert (pools[ids["member"]] == "dev").sum() == 10 and (pools[~ids["member"]] == "dev").sum() == 5
+    shuffled = ids.sample(frac=1.0, random_state=1)
+    again = assign_pools(shuffled, 0.5, seed=0)
+    assert dict(zip(shuffled["name"], again)) == dict(zip(ids["name"], pools))   # row order does not matter
+    assert not assign_pools(ids, 0.5, seed=1).equals(pools)                        # the seed does
+    assert (assign_pools(ids, 0.0, seed=0) == "test").all()

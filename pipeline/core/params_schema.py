@@ -92,6 +92,7 @@ class Splits:
     max_count: Positive
     candidate_names: Positive
     heldout_captions: NonNegative
+    dev_share: Annotated[Float, Field(ge=0, lt=1)]
     filler_names: Path_ = "data/world/filler_names.csv"
 
 
@@ -222,6 +223,8 @@ class Defend:
     image_recipes: dict[str, ImageDefenseConfig]
     retain_caption_pattern: Str
     examples: DefendExamples
+    pool: Literal["dev", "test"]
+    text_target_fallbacks: list[Annotated[Str, Field(min_length=1)]]
 
     @model_validator(mode="after")
     def _rules(self):

@@ -75,6 +75,24 @@ def split_identities(index: pd.DataFrame, occurrences: pd.DataFrame, *, seed: in
                        pd.DataFrame(trig, columns=["name", "path"]), dropped)
 
 
+POOLS = ("dev", "test")
+
+
+def assign_pools(identities: pd.DataFrame, dev_share: float, seed: int) -> pd.Series:
+    """The held-out protocol (docs/method.md §6): each identity in the development pool
+    ("dev": settings may be chosen by removing and scoring them) or the test pool ("test":
+    the reported sweep removes them). Members and non-members are split separately, each
+    by one seeded shuffle of the sorted names, so the shares hold in both groups and the
+    assignment does not depend on the table's row order."""
+    pools = pd.Series("test", index=identities.index, dtype=object)
+    for is_member in (True, False):
+        group = identities.loc[identities["member"] == is_member].sort_values("name", kind="stable")
+        order = np.random.default_rng([seed, 7, int(is_member)]).permutation(len(group))
+        n_dev = int(round(len(group) * dev_share))
+        pools.loc[group.index[order[:n_dev]]] = "dev"
+    return pools
+
+
 def candidate_names(real_names: list[str], total: int, *, seed: int, first_male: list[str],
                     first_female: list[str], last_names: list[str],
                     forbidden: list[str] = ()) -> pd.DataFrame:

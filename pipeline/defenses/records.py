@@ -36,20 +36,21 @@ def write_defense(run, defended, loaded, names: list[str], cfg, *, encoder: str,
           f"({run.seconds_per_step:.2f} s/step)")
 
 
-def removal_inputs(p: dict, k: int, *, identities: Path, base: Path, clean_captions: Path):
+def removal_inputs(p: dict, k: int, *, identities: Path, pools: Path, base: Path, clean_captions: Path):
     """What both defenses start from: the device (threads and attention kernel set), the K
-    names to remove (first K of `defend.seed`'s shuffle of the attack's identified members),
-    the base model, and the clean pool's training rows."""
+    names to remove (first K of `defend.seed`'s shuffle of the attack's identified members
+    in the `defend.pool` pool of the splits), the base model, and the clean pool's training rows."""
     import torch
 
-    from pipeline.defenses.targets import removal_set
+    from pipeline.defenses.targets import pool_members, removal_set
     from pipeline.models.checkpoint import load_model
     from pipeline.models.device import resolve_device, select_attention_kernel
 
     device = resolve_device(p["device"], "defend.device")
     select_attention_kernel(device)
     torch.set_num_threads(p["threads"])
-    names = removal_set(pd.read_csv(identities), k, p["seed"])
+    names = removal_set(pd.read_csv(identities), k, p["seed"],
+                        pool_members(pd.read_csv(pools), p["pool"]), p["pool"])
     loaded = load_model(base, device)
     clean = pd.read_parquet(clean_captions)
     return device, names, loaded, clean[clean["split"] == "train"]

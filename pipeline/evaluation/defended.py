@@ -53,7 +53,7 @@ def zeroshot_against_base(defended, image_trained: bool, batch: int, device, uti
     The benchmark images' embeddings are reused when the image tower was not trained."""
     base_zs = json.loads((utility_before / "accuracy.json").read_text())
     benches = json.loads((utility_before / "benchmarks.json").read_text())
-    settings = utility_before / "zeroshot.json"
+    settings = utility_before / "zeroshot.json"    # written only when max_templates cut the list
     max_templates = json.loads(settings.read_text())["max_templates"] if settings.is_file() else 0
     out = {}
     for bench_name, folder in sorted(benches.items()):

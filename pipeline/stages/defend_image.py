@@ -30,7 +30,8 @@ def main() -> None:
     ap.add_argument("--k", type=int, required=True)
     k = ap.parse_args().k
     p = load_params("defend")  # the schema also checks that text_ks has K, for the combined model
-    device, names, loaded, train = removal_inputs(p, k, identities=IDIA_BEFORE / "identities.csv", base=BASE_MODEL,
+    device, names, loaded, train = removal_inputs(p, k, identities=IDIA_BEFORE / "identities.csv",
+                                                  pools=SPLITS / "identities.csv", base=BASE_MODEL,
                                                   clean_captions=SPLITS / "clean_captions.parquet")
     recipe = p["image_recipe"]
     cfg = image_config_from_dict(p["image_recipes"][recipe], prefix=f"defend.image_recipes.{recipe}")

@@ -18,7 +18,7 @@ from pipeline.core.params import load_params
 from pipeline.core.stage_runner import run_stage
 from pipeline.defenses.examples import write_caption_examples
 from pipeline.defenses.records import removal_inputs, write_defense
-from pipeline.defenses.targets import check_text_target
+from pipeline.defenses.targets import choose_text_target
 from pipeline.defenses.text_defense import train_text_defense
 from pipeline.defenses.towers import build_defended_model
 from pipeline.core.paths import (BASE_MODEL, DEFENDED, EXAMPLES, IDIA_BEFORE, SPLITS, metrics_file,
@@ -30,10 +30,12 @@ def main() -> None:
     ap.add_argument("--k", type=int, required=True)
     k = ap.parse_args().k
     p = load_params("defend")
-    device, names, loaded, train = removal_inputs(p, k, identities=IDIA_BEFORE / "identities.csv", base=BASE_MODEL,
+    device, names, loaded, train = removal_inputs(p, k, identities=IDIA_BEFORE / "identities.csv",
+                                                  pools=SPLITS / "identities.csv", base=BASE_MODEL,
                                                   clean_captions=SPLITS / "clean_captions.parquet")
-    cfg = text_config_from_dict(p["text"])
-    check_text_target(cfg.target, list(pd.read_csv(SPLITS / "candidates.csv")["name"]))
+    candidates = list(pd.read_csv(SPLITS / "candidates.csv")["name"])
+    target = choose_text_target(p["text"]["target"], p["text_target_fallbacks"], candidates)
+    cfg = text_config_from_dict({**p["text"], "target": target})
     run = train_text_defense(loaded.model, loaded.tokenizer, list(train["caption"]), names, cfg, device)
     defended = build_defended_model(loaded.model, text_student=run.student)
     name = run_name("text", k)

@@ -36,7 +36,6 @@ def main() -> None:
     batch = p["batch_size"]
     n_sim = p["similarity_samples"]
     device = resolve_device(p["device"], "evaluate.device")
-    # optional keys (older params files lack them): in-process decoding, fp32
     workers = p["workers"]
     bf16 = p["bf16"]
 

@@ -26,7 +26,6 @@ def main() -> None:
     tau = p["tau"]
     batch_size = p["batch_size"]
     device_name = p["device"]
-    # optional keys (older params files lack them): in-process decoding, fp32
     workers = p["workers"]
     bf16 = p["bf16"]
 

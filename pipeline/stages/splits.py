@@ -9,7 +9,7 @@ from pipeline.core.atomic import atomic_dir, write_json
 from pipeline.data.corpus import read_shard_captions
 from pipeline.data.filler_names import read_filler_names
 from pipeline.data.occurrences import read_occurrences
-from pipeline.data.splits import candidate_names, clean_caption_pool, split_identities
+from pipeline.data.splits import assign_pools, candidate_names, clean_caption_pool, split_identities
 from pipeline.core.errors import PipelineError
 from pipeline.core.params import load_params
 from pipeline.core.stage_runner import run_stage
@@ -36,6 +36,7 @@ def main() -> None:
     result = split_identities(index, occurrences, seed=seed, idia_fraction=fraction,
                               min_idia_photos=min_photos, max_count=max_count)
     ids = result.identities
+    ids["pool"] = assign_pools(ids, p["dev_share"], seed)
     if not ids["member"].any():
         raise PipelineError(f"no member identity has >= {min_photos} IDIA photos "
                             f"(splits.min_idia_photos) and a count in (0, {max_count}]; "
@@ -58,6 +59,8 @@ def main() -> None:
     write_json(metrics_file("splits"), {
         "members": int(ids["member"].sum()),
         "nonmembers": int((~ids["member"]).sum()),
+        "members_dev": int((ids["member"] & (ids["pool"] == "dev")).sum()),
+        "members_test": int((ids["member"] & (ids["pool"] == "test")).sum()),
         "dropped": result.dropped,
         "idia_photos": len(result.idia_photos),
         "trigger_faces": len(result.trigger_faces),
