@@ -11,12 +11,14 @@ from __future__ import annotations
 
 import json
 import math
-import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
+
+from pipeline.core.errors import PipelineError
+from pipeline.core.paths import parse_run_name
 
 ENCODERS = ("text", "image", "both")
 ENCODER_TITLES = {"text": "text encoder (names)", "image": "image encoder (faces)",
@@ -137,12 +139,13 @@ class Inputs:
 
 
 def _encoder_and_k(stem: str, metrics: dict) -> tuple[str, int] | None:
-    m = re.match(r"^([a-z]+)-k(\d+)", stem)
-    encoder = metrics.get("encoder") or (m.group(1) if m else None)
-    k = metrics.get("k", int(m.group(2)) if m else None)
-    if encoder is None or k is None:
+    """(encoder, K) of a run: from its metrics, else from its name (pipeline.core.paths)."""
+    if metrics.get("encoder") is not None and metrics.get("k") is not None:
+        return str(metrics["encoder"]), int(metrics["k"])
+    try:
+        return parse_run_name(stem)
+    except PipelineError:
         return None
-    return str(encoder), int(k)
 
 
 def _defense_of(root: Path, name: str, encoder: str, k: int, training: dict | None) -> dict:
