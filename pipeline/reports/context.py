@@ -13,7 +13,7 @@ from typing import Any
 import pandas as pd
 
 from pipeline.reports import examples, figures
-from pipeline.reports.inputs import ENCODER_TITLES, Inputs, Run
+from pipeline.reports.inputs import Inputs
 from pipeline.reports.pseudonyms import Pseudonymizer
 
 FIGURES = "figures"
@@ -42,10 +42,6 @@ class Figures:
         return self.out / FIGURES / name
 
 
-def title(encoder: str) -> str:
-    return ENCODER_TITLES.get(encoder, encoder).capitalize()
-
-
 def _largest_removed(inp: Inputs) -> list[str]:
     if not inp.runs:
         return []
@@ -61,7 +57,7 @@ def _key_results(inp: Inputs) -> list[dict]:
         for r in (r for r in runs if r.k == kmax):
             e = r.evaluation
             tpr = e.get("tpr_removed")
-            rows.append({"title": title(enc), "k": r.k, "variant": r.variant, "e": e,
+            rows.append({"title": figures.encoder_title(enc), "k": r.k, "variant": r.variant, "e": e,
                          "still": None if tpr is None else round(tpr * r.k)})
     return rows
 
@@ -102,7 +98,7 @@ def _collateral_tables(inp: Inputs) -> list[dict]:
                     for key, label in (("text_similarity", "text"), ("image_similarity", "image"))}
             rows.append({"run": r, "e": e, "zeroshot": e.get("zeroshot") or {},
                          "sims": {k: v for k, v in sims.items() if v is not None}})
-        tables.append({"encoder": enc, "title": title(enc), "rows": rows})
+        tables.append({"encoder": enc, "title": figures.encoder_title(enc), "rows": rows})
     return tables
 
 
@@ -188,5 +184,3 @@ def report_context(inp: Inputs, figs: Figures, anon: Pseudonymizer, *, pseudonym
         },
     }
 
-
-__all__ = ["Figures", "Run", "report_context", "title"]

@@ -45,7 +45,8 @@ def _color(encoder: str) -> str:
     return ENCODER_COLORS.get(encoder, "#7f7f7f")
 
 
-def _title(encoder: str) -> str:
+def encoder_title(encoder: str) -> str:
+    """'Text encoder (names)' etc.: how the report names a defended encoder."""
     return ENCODER_TITLES.get(encoder, encoder).capitalize()
 
 
@@ -192,7 +193,7 @@ def idia_vs_k(inp: Inputs, path: Path, dpi: int) -> Path | None:
         k_axis(ax, [r.k for r in runs])
         ax.set_ylim(-0.06, 1.08)
         only = sorted({r.variant for r in runs})
-        ax.set_title(_title(enc) + (f"\n{only[0]}" if not multi and only and only[0] else ""))
+        ax.set_title(encoder_title(enc) + (f"\n{only[0]}" if not multi and only and only[0] else ""))
         ax.set_ylabel("rate on the removed identities")
     if multi:
         for ax in axes[0]:
@@ -281,7 +282,7 @@ def runtime_vs_k(inp: Inputs, path: Path, dpi: int) -> tuple[Path, dict] | None:
                 xs = np.linspace(min(ks), max(ks), 50)
                 ax.plot(xs, fit[1] + fit[0] * xs, STYLES[i % 4], color="black", linewidth=1,
                         label=f"fit, {variant}: {fit[0]:+.3g} s per identity")
-        ax.set_title(_title(enc))
+        ax.set_title(encoder_title(enc))
         ax.set_xlabel("K (identities removed at once)")
         ax.set_ylabel("training loop wall time [s]")
         ax.set_xticks(spaced_ticks(sorted({t.k for t in by_enc[enc]})))
@@ -329,7 +330,7 @@ def defense_loss(inp: Inputs, path: Path, dpi: int) -> Path | None:
             axes[0][col].plot(t.loss["step"], t.loss["loss"], ls, color=color, linewidth=1.3)
             if has_bd and "backdoor" in t.loss.columns:
                 axes[1][col].plot(t.loss["step"], t.loss["backdoor"], ls, color=color, linewidth=1.3)
-        axes[0][col].set_title(_title(enc) + (f"\n{variants[0]}" if len(variants) == 1 and variants[0] else ""))
+        axes[0][col].set_title(encoder_title(enc) + (f"\n{variants[0]}" if len(variants) == 1 and variants[0] else ""))
         axes[0][col].set_ylabel("total loss")
         if has_bd:
             axes[1][col].set_ylabel("backdoor term (−cos to target)")
@@ -380,7 +381,7 @@ def tradeoff(inp: Inputs, path: Path, dpi: int) -> Path | None:
                        linewidth=0.5, label=f"{variant}" if variant else enc)
         ax.set_xlim(-0.04 * right, right)
         ax.set_ylim(-0.1, 1.1)
-        ax.set_title(_title(enc))
+        ax.set_title(encoder_title(enc))
         ax.set_xlabel("wrongfully unlearned [%]")
         ax.set_ylabel("IDIA TPR on the removed identities")
         ax.xaxis.set_major_formatter(PercentFormatter())
@@ -436,7 +437,7 @@ def trials_tradeoff(trials: pd.DataFrame, path: Path, dpi: int) -> Path | None:
                        s=[30 + 12 * np.log2(k) * 4 for k in rows["k"]], marker=MARKERS[i % 6],
                        color=color, edgecolor="black", linewidth=0.5,
                        label=f"{setting} (K={', '.join(str(k) for k in rows['k'])})")
-        ax.set_title(_title(enc), loc="left")
+        ax.set_title(encoder_title(enc), loc="left")
         ax.set_xlabel("wrongfully unlearned [%]")
         ax.set_ylabel("IDIA TPR on\nthe removed")
         ax.set_ylim(-0.1, 1.1)
