@@ -18,9 +18,8 @@ from typing import Any
 import pandas as pd
 
 from pipeline.core.errors import PipelineError
-from pipeline.core.paths import parse_run_name
+from pipeline.core.paths import ENCODERS, parse_run_name
 
-ENCODERS = ("text", "image", "both")
 ENCODER_TITLES = {"text": "text encoder (names)", "image": "image encoder (faces)",
                   "both": "both encoders"}
 
