@@ -1,0 +1,282 @@
+"""Every defense run over several removal seeds: mean and min-max per world, from DVC experiments.
+
+The paper reports each point as a mean over removal seeds (which people are removed). Here
+each seed is one DVC experiment (`dvc exp run --queue -S defend.seed=1`, another world:
+`-S world.seed=99`); this module reads them all from `dvc exp show --json -A` and writes
+
+- metrics/seeds.json: per world seed, per run (text-k1, ...), per metric: mean, min, max, n;
+- the README's results table (between its `seeds:begin` / `seeds:end` markers);
+- docs/figures/seeds.png: TPR and wrongfully unlearned per K with the min-max band.
+
+An experiment counts only when it ran the workspace's code (every `pipeline/` dependency in
+its dvc.lock has the workspace's hash) with the workspace's params except the ones that
+define a seed (`world.seed`, `defend.seed`), so results of older code never mix in.
+
+    python -m pipeline.experiments.seeds            # reads the cached experiments, writes all three
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import re
+import subprocess
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Iterator
+
+from pipeline.core.errors import PipelineError
+from pipeline.core.paths import ENCODERS, METRICS, metrics_file, parse_run_name
+
+SEED_PARAMS = ("world.seed", "defend.seed")
+OUTPUT = METRICS / "seeds.json"
+FIGURE = Path("docs/figures/seeds.png")
+README = Path("README.md")
+BEGIN, END = "<!-- seeds:begin -->", "<!-- seeds:end -->"
+
+# What each run's evaluation reports, as (output key, path in metrics/evaluate/<run>.json, scale).
+MEASURES = (
+    ("tpr_removed", ("tpr_removed",), 1.0),
+    ("wrongfully_unlearned_pct", ("wrongfully_unlearned_pct",), 1.0),
+    ("fpr", ("fpr",), 1.0),
+    ("newly_identified_nonmembers", ("newly_identified_nonmembers",), 1.0),
+    ("zeroshot_hair_top1_change_pts", ("zeroshot", "hair", "top1_change"), 100.0),
+    ("zeroshot_scenes_top1_change_pts", ("zeroshot", "scenes", "top1_change"), 100.0),
+)
+
+
+@dataclass
+class SeedRun:
+    """One experiment (or the workspace): one world seed, one removal seed, all its runs."""
+    name: str
+    rev: str
+    world_seed: int
+    removal_seed: int
+    runs: dict[str, dict[str, float]] = field(default_factory=dict)   # run -> measure -> value
+    targets: dict[str, str] = field(default_factory=dict)              # text run -> placeholder used
+
+
+def flatten(tree: dict, prefix: str = "") -> dict[str, object]:
+    flat = {}
+    for key, value in tree.items():
+        dotted = f"{prefix}{key}"
+        if isinstance(value, dict):
+            flat.update(flatten(value, dotted + "."))
+        else:
+            flat[dotted] = value
+    return flat
+
+
+def _params(data: dict) -> dict[str, object]:
+    return flatten(((data.get("params") or {}).get("params.yaml") or {}).get("data") or {})
+
+
+def _code_hashes(data: dict) -> dict[str, str]:
+    return {path: dep.get("hash") for path, dep in (data.get("deps") or {}).items()
+            if path.startswith("pipeline/")}
+
+
+def iter_revs(exp_show: list[dict]) -> Iterator[tuple[str, str, dict]]:
+    """(name, rev, data) of the workspace, every baseline commit and every finished experiment."""
+    for baseline in exp_show:
+        if baseline.get("data") and not baseline.get("error"):
+            rev = baseline["rev"]
+            yield baseline.get("name") or (rev if rev == "workspace" else rev[:7]), rev, baseline["data"]
+        for exp in baseline.get("experiments") or []:
+            state = (exp.get("executor") or {}).get("state")
+            if state in ("queued", "running", "failed"):
+                continue
+            for rev in exp.get("revs") or []:
+                if rev.get("data") and not rev.get("error"):
+                    yield exp.get("name") or rev.get("name") or rev["rev"][:7], rev["rev"], rev["data"]
+
+
+def _value(metrics: dict, path: tuple[str, ...]) -> float | None:
+    node = metrics
+    for key in path:
+        if not isinstance(node, dict) or key not in node:
+            return None
+        node = node[key]
+    return float(node) if isinstance(node, (int, float)) else None
+
+
+def run_names(params: dict[str, object]) -> list[str]:
+    """The runs the params ask for: text at every text K, image and both at every image K."""
+    text_ks, image_ks = params["defend.text_ks"], params["defend.image_ks"]
+    return ([f"text-k{k}" for k in text_ks] + [f"image-k{k}" for k in image_ks]
+            + [f"both-k{k}" for k in image_ks])
+
+
+def collect(exp_show: list[dict]) -> list[SeedRun]:
+    """The experiments that ran the workspace's code and params (seeds aside), one per seed pair."""
+    workspace = next((b for b in exp_show if b.get("rev") == "workspace"), None)
+    if workspace is None or not workspace.get("data"):
+        raise PipelineError("dvc exp show gave no workspace row; run this in the repository root")
+    want_params = {k: v for k, v in _params(workspace["data"]).items() if k not in SEED_PARAMS}
+    want_code = _code_hashes(workspace["data"])
+    runs = run_names(_params(workspace["data"]))
+    found: dict[tuple[int, int], SeedRun] = {}
+    for name, rev, data in iter_revs(exp_show):
+        params = _params(data)
+        if {k: v for k, v in params.items() if k not in SEED_PARAMS} != want_params:
+            continue
+        code = _code_hashes(data)
+        if not code or any(code.get(path) != digest for path, digest in want_code.items()):
+            continue
+        metrics = {path: (entry or {}).get("data") for path, entry in (data.get("metrics") or {}).items()}
+        per_run = {}
+        for run in runs:
+            evaluation = metrics.get(str(metrics_file("evaluate", run)))
+            if not evaluation:
+                break
+            per_run[run] = {key: v for key, path, scale in MEASURES
+                            if (v := _value(evaluation, path)) is not None and (v := v * scale) is not None}
+        else:
+            key = (int(params["world.seed"]), int(params["defend.seed"]))
+            if key in found:
+                continue  # the same seeds under another name (e.g. the commit and the workspace)
+            seed_run = found[key] = SeedRun(name, rev, *key, runs=per_run)
+            for run in runs:
+                target = ((metrics.get(str(metrics_file("defend", run))) or {}).get("config") or {}).get("target")
+                if target:
+                    seed_run.targets[run] = target
+    return sorted(found.values(), key=lambda r: (r.world_seed, r.removal_seed))
+
+
+def _stats(values: list[float]) -> dict[str, float]:
+    return {"mean": round(sum(values) / len(values), 6), "min": round(min(values), 6),
+            "max": round(max(values), 6), "n": len(values)}
+
+
+def aggregate(seed_runs: list[SeedRun], min_seeds: int = 1) -> dict:
+    """{"worlds": {world seed: {"removal_seeds": [...], "runs": {run: {measure: stats}}}}}."""
+    worlds: dict[int, list[SeedRun]] = {}
+    for seed_run in seed_runs:
+        worlds.setdefault(seed_run.world_seed, []).append(seed_run)
+    out = {"worlds": {}, "experiments": []}
+    for world, members in sorted(worlds.items()):
+        if len(members) < min_seeds:
+            raise PipelineError(f"world seed {world}: {len(members)} removal seed(s) found "
+                                f"({', '.join(m.name for m in members)}); at least {min_seeds} needed. "
+                                f"Queue more: dvc exp run --queue -S world.seed={world} -S defend.seed=N")
+        runs = {}
+        for run in sorted(members[0].runs, key=lambda r: (ENCODERS.index(parse_run_name(r)[0]),
+                                                          parse_run_name(r)[1])):
+            runs[run] = {key: _stats([m.runs[run][key] for m in members if key in m.runs.get(run, {})])
+                         for key, _, _ in MEASURES if all(key in m.runs.get(run, {}) for m in members)}
+        out["worlds"][str(world)] = {"removal_seeds": [m.removal_seed for m in members], "runs": runs}
+    out["experiments"] = [{"name": r.name, "rev": r.rev, "world_seed": r.world_seed,
+                           "removal_seed": r.removal_seed,
+                           "text_target": sorted(set(r.targets.values()))} for r in seed_runs]
+    return out
+
+
+def _spread(stats: dict, fmt: str) -> str:
+    if stats["min"] == stats["max"]:
+        return fmt.format(stats["mean"])
+    return f"{fmt.format(stats['mean'])} ({fmt.format(stats['min'])} to {fmt.format(stats['max'])})"
+
+
+def markdown_table(summary: dict) -> str:
+    """The README's results table: mean (min to max) over removal seeds, per world and run."""
+    lines = ["| world seed | defended | K | removal seeds | TPR on the removed | wrongfully unlearned | "
+             "FPR | newly identified non-members | zero-shot hair top-1 (pts) | zero-shot scenes top-1 (pts) |",
+             "|---|---|---|---|---|---|---|---|---|---|"]
+    for world, entry in summary["worlds"].items():
+        seeds = ", ".join(str(s) for s in entry["removal_seeds"])
+        for run, m in entry["runs"].items():
+            encoder, k = parse_run_name(run)
+            lines.append("| " + " | ".join([
+                world, encoder, str(k), seeds,
+                _spread(m["tpr_removed"], "{:.2f}"), _spread(m["wrongfully_unlearned_pct"], "{:.1f} %"),
+                _spread(m["fpr"], "{:.3f}"), _spread(m["newly_identified_nonmembers"], "{:.1f}"),
+                _spread(m["zeroshot_hair_top1_change_pts"], "{:+.1f}"),
+                _spread(m["zeroshot_scenes_top1_change_pts"], "{:+.1f}")]) + " |")
+    return "\n".join(lines)
+
+
+def replace_block(text: str, block: str) -> str:
+    """The README with the text between the seeds markers replaced by `block`."""
+    pattern = re.compile(re.escape(BEGIN) + r".*?" + re.escape(END), re.S)
+    if not pattern.search(text):
+        raise PipelineError(f"README.md has no {BEGIN} ... {END} block for the results table")
+    return pattern.sub(lambda _: f"{BEGIN}\n{block}\n{END}", text, count=1)
+
+
+def draw(summary: dict, path: Path) -> Path:
+    """TPR on the removed and wrongfully unlearned per K: the mean, with the min-max band."""
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    worlds = list(summary["worlds"])
+    fig, axes = plt.subplots(2, len(worlds), figsize=(4.2 * len(worlds) + 1.5, 6.0), squeeze=False)
+    colors = {"text": "#1f77b4", "image": "#d62728", "both": "#2ca02c"}
+    for col, world in enumerate(worlds):
+        entry = summary["worlds"][world]
+        by_encoder: dict[str, list[tuple[int, dict]]] = {}
+        for run, m in entry["runs"].items():
+            encoder, k = parse_run_name(run)
+            by_encoder.setdefault(encoder, []).append((k, m))
+        for row, (key, label) in enumerate((("tpr_removed", "TPR on the removed"),
+                                            ("wrongfully_unlearned_pct", "wrongfully unlearned (%)"))):
+            ax = axes[row][col]
+            for encoder, points in by_encoder.items():
+                points.sort()
+                ks = [k for k, _ in points]
+                ax.plot(ks, [m[key]["mean"] for _, m in points], marker="o", color=colors.get(encoder),
+                        label=encoder)
+                ax.fill_between(ks, [m[key]["min"] for _, m in points], [m[key]["max"] for _, m in points],
+                                color=colors.get(encoder), alpha=0.2)
+            ax.set_xscale("log", base=2)
+            ax.set_xlabel("K (people removed)")
+            ax.set_ylabel(label)
+            ax.set_title(f"world seed {world}, removal seeds {', '.join(map(str, entry['removal_seeds']))}",
+                         fontsize=9)
+    axes[0][-1].legend(loc="upper left", bbox_to_anchor=(1.02, 1.0), title="defended")
+    fig.suptitle("Mean over removal seeds, band = min to max (test pool)")
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=110, format="png")
+    plt.close(fig)
+    return path
+
+
+def exp_show_json() -> list[dict]:
+    done = subprocess.run(["dvc", "exp", "show", "--json", "-A", "--no-pager"], capture_output=True, text=True)
+    if done.returncode != 0:
+        raise PipelineError(f"dvc exp show failed: {done.stderr.strip().splitlines()[-1:] or done.returncode}")
+    return json.loads(done.stdout)
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--exp-json", type=Path, help="read a saved `dvc exp show --json -A` instead of running it")
+    ap.add_argument("--min-seeds", type=int, default=1, help="refuse a world with fewer removal seeds")
+    ap.add_argument("--no-readme", action="store_true", help="leave README.md alone")
+    args = ap.parse_args(argv)
+    try:
+        exp_show = json.loads(args.exp_json.read_text()) if args.exp_json else exp_show_json()
+        seed_runs = collect(exp_show)
+        if not seed_runs:
+            raise PipelineError("no experiment ran the workspace's code and params; run `dvc repro` "
+                                "and queue seeds with `dvc exp run --queue -S defend.seed=N`")
+        summary = aggregate(seed_runs, args.min_seeds)
+        table = markdown_table(summary)
+        OUTPUT.parent.mkdir(parents=True, exist_ok=True)
+        OUTPUT.write_text(json.dumps(summary, indent=2, sort_keys=False) + "\n")
+        draw(summary, FIGURE)
+        if not args.no_readme:
+            README.write_text(replace_block(README.read_text(), table))
+    except PipelineError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 1
+    print(table)
+    for r in seed_runs:
+        print(f"  {r.name} ({r.rev[:7]}): world seed {r.world_seed}, removal seed {r.removal_seed}", file=sys.stderr)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,114 @@
+"""Aggregation over removal seeds (pipeline/experiments/seeds.py), on `dvc exp show --json -A`
+shaped input: which experiments count, and what the mean and spread are."""
+import copy
+import json
+from pathlib import Path
+
+import pytest
+
+from pipeline.core.errors import PipelineError
+from pipeline.experiments import seeds
+
+REPO = Path(__file__).resolve().parents[1]
+PARAMS = {"world": {"seed": 1234}, "defend": {"seed": 0, "text_ks": [1], "image_ks": [1],
+                                             "text": {"beta": 0.6}}}
+CODE = {"pipeline/defenses": {"hash": "aaa.dir"}, "pipeline/core": {"hash": "bbb.dir"},
+        "data/splits": {"hash": "data-differs-per-world.dir"}}
+
+
+def evaluation(tpr: float, collateral: float, fpr: float = 0.0, hair: float = -0.01) -> dict:
+    return {"tpr_removed": tpr, "wrongfully_unlearned_pct": collateral, "fpr": fpr,
+            "newly_identified_nonmembers": int(fpr * 40),
+            "zeroshot": {"hair": {"top1_change": hair}, "scenes": {"top1_change": 0.002}}}
+
+
+def rev_data(world: int, removal: int, tpr: float, *, code=CODE, beta=0.6, target="Ella Anderson") -> dict:
+    params = copy.deepcopy(PARAMS)
+    params["world"]["seed"], params["defend"]["seed"] = world, removal
+    params["defend"]["text"]["beta"] = beta
+    metrics = {f"metrics/evaluate/{run}.json": {"data": evaluation(tpr, 10 * tpr + removal)}
+               for run in ("text-k1", "image-k1", "both-k1")}
+    metrics["metrics/defend/text-k1.json"] = {"data": {"config": {"target": target}}}
+    return {"params": {"params.yaml": {"data": params}}, "metrics": metrics, "deps": copy.deepcopy(code)}
+
+
+def experiment(name: str, data: dict, state: str | None = None) -> dict:
+    return {"name": name, "executor": {"state": state} if state else None,
+            "revs": [{"rev": f"{name}-sha", "name": name, "data": data, "error": None}]}
+
+
+def exp_show() -> list[dict]:
+    return [
+        {"rev": "workspace", "name": None, "data": rev_data(1234, 0, 0.0), "error": None, "experiments": None},
+        {"rev": "c0ffee" * 6 + "abcd", "name": "main", "data": rev_data(1234, 0, 0.0), "error": None,
+         "experiments": [
+             experiment("s1", rev_data(1234, 1, 0.5)),
+             experiment("s2", rev_data(1234, 2, 0.25)),
+             experiment("w99", rev_data(99, 0, 1.0, target="Iris Pendleby")),
+             experiment("queued", rev_data(1234, 3, 0.9), state="queued"),
+             experiment("failed", rev_data(1234, 4, 0.9), state="failed"),
+             experiment("other-beta", rev_data(1234, 5, 0.9, beta=0.7)),
+             experiment("old-code", rev_data(1234, 6, 0.9, code={**CODE, "pipeline/defenses": {"hash": "old.dir"}})),
+         ]},
+    ]
+
+
+def test_only_finished_experiments_of_the_workspace_code_and_params_count():
+    runs = seeds.collect(exp_show())
+    assert [(r.name, r.world_seed, r.removal_seed) for r in runs] == [
+        ("w99", 99, 0), ("workspace", 1234, 0), ("s1", 1234, 1), ("s2", 1234, 2)]
+    assert runs[0].targets == {"text-k1": "Iris Pendleby"}   # the placeholder each seed used
+
+
+def test_mean_and_min_max_per_world_and_run():
+    summary = seeds.aggregate(seeds.collect(exp_show()))
+    assert list(summary["worlds"]) == ["99", "1234"]
+    world = summary["worlds"]["1234"]
+    assert world["removal_seeds"] == [0, 1, 2]
+    assert list(world["runs"]) == ["text-k1", "image-k1", "both-k1"]
+    tpr = world["runs"]["image-k1"]["tpr_removed"]
+    assert tpr == {"mean": 0.25, "min": 0.0, "max": 0.5, "n": 3}
+    collateral = world["runs"]["text-k1"]["wrongfully_unlearned_pct"]   # 10 * tpr + seed: 0, 6, 4.5
+    assert collateral["mean"] == pytest.approx(3.5) and (collateral["min"], collateral["max"]) == (0.0, 6.0)
+    assert world["runs"]["both-k1"]["zeroshot_hair_top1_change_pts"]["mean"] == pytest.approx(-1.0)
+    assert summary["worlds"]["99"]["runs"]["text-k1"]["tpr_removed"]["n"] == 1
+
+
+def test_a_world_with_too_few_seeds_is_refused_with_the_command_to_queue_more():
+    with pytest.raises(PipelineError, match=r"world seed 99: 1 removal seed.*dvc exp run --queue -S world.seed=99"):
+        seeds.aggregate(seeds.collect(exp_show()), min_seeds=3)
+
+
+def test_no_workspace_row_is_one_clear_error():
+    with pytest.raises(PipelineError, match="no workspace row"):
+        seeds.collect(exp_show()[1:])
+
+
+def test_table_shows_mean_and_spread_and_replaces_only_the_marked_block():
+    table = seeds.markdown_table(seeds.aggregate(seeds.collect(exp_show())))
+    row = next(line for line in table.splitlines() if line.startswith("| 1234 | image | 1 |"))
+    assert "| 0, 1, 2 | 0.25 (0.00 to 0.50) |" in row
+    assert "| 99 | text | 1 | 0 | 1.00 |" in table          # one seed: no spread to show
+    readme = f"intro\n{seeds.BEGIN}\nold table\n{seeds.END}\nafter\n"
+    new = seeds.replace_block(readme, table)
+    assert new.startswith("intro\n") and new.endswith(f"{seeds.END}\nafter\n") and "old table" not in new
+    with pytest.raises(PipelineError, match="no <!-- seeds:begin -->"):
+        seeds.replace_block("no markers here", table)
+
+
+def test_cli_writes_the_metrics_the_figure_and_the_readme_block(tmp_path, monkeypatch):
+    saved = tmp_path / "exp.json"
+    saved.write_text(json.dumps(exp_show()))
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "README.md").write_text(f"# r\n{seeds.BEGIN}\n{seeds.END}\n")
+    assert seeds.main(["--exp-json", str(saved), "--min-seeds", "1"]) == 0
+    written = json.loads((tmp_path / seeds.OUTPUT).read_text())
+    assert written["worlds"]["1234"]["runs"]["image-k1"]["tpr_removed"]["mean"] == 0.25
+    assert (tmp_path / seeds.FIGURE).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert seeds.markdown_table(written) in (tmp_path / "README.md").read_text()
+    assert seeds.main(["--exp-json", str(saved), "--min-seeds", "5"]) == 1   # refused, one line
+
+
+def test_committed_readme_table_is_the_committed_seed_metrics():
+    summary = json.loads((REPO / seeds.OUTPUT).read_text())
+    assert seeds.markdown_table(summary) in (REPO / "README.md").read_text()
