@@ -112,3 +112,15 @@ def test_cli_writes_the_metrics_the_figure_and_the_readme_block(tmp_path, monkey
 def test_committed_readme_table_is_the_committed_seed_metrics():
     summary = json.loads((REPO / seeds.OUTPUT).read_text())
     assert seeds.markdown_table(summary) in (REPO / "README.md").read_text()
+
+
+def test_report_code_may_differ_but_metric_code_may_not():
+    lock = {"stages": {"defend": {"deps": [{"path": "pipeline/defenses"}, {"path": "data/splits"}]},
+                       "report": {"deps": [{"path": "pipeline/reports"}, {"path": "pipeline/core"}]}}}
+    assert seeds.metric_code(lock) == {"pipeline/defenses"}
+    shown = exp_show()
+    shown[1]["experiments"].append(experiment("new-report", rev_data(1234, 7, 0.0, code={
+        **CODE, "pipeline/core": {"hash": "changed.dir"}})))
+    names = [r.name for r in seeds.collect(shown, seeds.metric_code(lock))]
+    assert "new-report" in names and "old-code" not in names
+    assert "new-report" not in [r.name for r in seeds.collect(shown)]

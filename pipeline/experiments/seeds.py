@@ -8,8 +8,9 @@ each seed is one DVC experiment (`dvc exp run --queue -S defend.seed=1`, another
 - the README's results table (between its `seeds:begin` / `seeds:end` markers);
 - docs/figures/seeds.png: TPR and wrongfully unlearned per K with the min-max band.
 
-An experiment counts only when it ran the workspace's code (every `pipeline/` dependency in
-its dvc.lock has the workspace's hash) with the workspace's params except the ones that
+An experiment counts only when it ran the workspace's code (every `pipeline/` dependency of
+the stages up to `evaluate` has the hash the workspace's dvc.lock records; the report's own
+code may differ, it computes no metric) with the workspace's params except the ones that
 define a seed (`world.seed`, `defend.seed`), so results of older code never mix in.
 
     python -m pipeline.experiments.seeds            # reads the cached experiments, writes all three
@@ -25,6 +26,8 @@ import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterator
+
+import yaml
 
 from pipeline.core.errors import PipelineError
 from pipeline.core.paths import ENCODERS, METRICS, metrics_file, parse_run_name
@@ -77,6 +80,12 @@ def _code_hashes(data: dict) -> dict[str, str]:
             if path.startswith("pipeline/")}
 
 
+def metric_code(lock: dict) -> set[str]:
+    """The code the metrics rest on: `pipeline/` deps of every stage in dvc.lock but the report."""
+    return {dep["path"] for name, stage in (lock.get("stages") or {}).items() if name != "report"
+            for dep in stage.get("deps") or [] if dep["path"].startswith("pipeline/")}
+
+
 def iter_revs(exp_show: list[dict]) -> Iterator[tuple[str, str, dict]]:
     """(name, rev, data) of the workspace, every baseline commit and every finished experiment."""
     for baseline in exp_show:
@@ -108,13 +117,16 @@ def run_names(params: dict[str, object]) -> list[str]:
             + [f"both-k{k}" for k in image_ks])
 
 
-def collect(exp_show: list[dict]) -> list[SeedRun]:
-    """The experiments that ran the workspace's code and params (seeds aside), one per seed pair."""
+def collect(exp_show: list[dict], code_paths: set[str] | None = None) -> list[SeedRun]:
+    """The experiments that ran the workspace's code and params (seeds aside), one per seed pair.
+    `code_paths`: the code to compare (default: every `pipeline/` dep)."""
     workspace = next((b for b in exp_show if b.get("rev") == "workspace"), None)
     if workspace is None or not workspace.get("data"):
         raise PipelineError("dvc exp show gave no workspace row; run this in the repository root")
     want_params = {k: v for k, v in _params(workspace["data"]).items() if k not in SEED_PARAMS}
     want_code = _code_hashes(workspace["data"])
+    if code_paths is not None:
+        want_code = {path: digest for path, digest in want_code.items() if path in code_paths}
     runs = run_names(_params(workspace["data"]))
     found: dict[tuple[int, int], SeedRun] = {}
     for name, rev, data in iter_revs(exp_show):
@@ -258,7 +270,8 @@ def main(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv)
     try:
         exp_show = json.loads(args.exp_json.read_text()) if args.exp_json else exp_show_json()
-        seed_runs = collect(exp_show)
+        lock = yaml.safe_load(Path("dvc.lock").read_text()) if Path("dvc.lock").is_file() else {}
+        seed_runs = collect(exp_show, metric_code(lock) if lock else None)
         if not seed_runs:
             raise PipelineError("no experiment ran the workspace's code and params; run `dvc repro` "
                                 "and queue seeds with `dvc exp run --queue -S defend.seed=N`")
@@ -274,7 +287,7 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     print(table)
     for r in seed_runs:
-        print(f"  {r.name} ({r.rev[:7]}): world seed {r.world_seed}, removal seed {r.removal_seed}", file=sys.stderr)
+        print(f"  {r.name} ({r.rev if r.rev == 'workspace' else r.rev[:7]}): world seed {r.world_seed}, removal seed {r.removal_seed}", file=sys.stderr)
     return 0
 
 

@@ -1,0 +1,132 @@
+"""The adversarial audit's pieces (pipeline/audit): name variants, held-out prompts, photo
+transforms, the removal detector's AUC, and how a probe is read."""
+import itertools
+
+import numpy as np
+import open_clip
+import pytest
+import torch
+from PIL import Image
+
+from pipeline.attack.templates import IDIA_TEMPLATES
+from pipeline.audit import fingerprint, probes, prompts, transforms, variants
+from pipeline.world.demo.captions import GENDERED_NAME_TEMPLATES, NAME_TEMPLATES
+
+HAND_WRITTEN = ["Ella Anderson", "Jean-Claude Van Damme", "Conan O'Brien", "Madonna",
+                "Sarah Jessica Parker", "Catherine Zeta-Jones"]
+
+
+def test_structural_variants_of_hand_written_names():
+    v = variants.variant
+    assert v("Ella Anderson", "last_first") == "Anderson, Ella"
+    assert v("Ella Anderson", "first_only") == "Ella"
+    assert v("Ella Anderson", "last_only") == "Anderson"
+    assert v("Ella Anderson", "initials_last") == "E. Anderson"
+    assert v("Jean-Claude Van Damme", "initials_last") == "J.-C. Van Damme"
+    assert v("Jean-Claude Van Damme", "last_only") == "Van Damme"
+    assert v("Sarah Jessica Parker", "last_first") == "Jessica Parker, Sarah"
+    assert v("Catherine Zeta-Jones", "last_only") == "Zeta-Jones"
+    for family in ("last_first", "first_only", "last_only", "initials_last"):
+        assert v("Madonna", family) is None   # a one-word name has no such form
+
+
+@pytest.mark.parametrize("name", HAND_WRITTEN)
+def test_letter_edits_touch_exactly_one_letter_of_the_last_name(name):
+    first, last = variants.split_name(name)
+    typo = variants.variant(name, "typo", seed=3)
+    dropped = variants.variant(name, "dropped_letter", seed=3)
+    glyph = variants.variant(name, "homoglyph", seed=3)
+    edited = (lambda s: s.split(" ", 1)[1]) if last else (lambda s: s)
+    original = last or first
+    assert len(edited(typo)) == len(original)
+    diffs = [(a, b) for a, b in zip(edited(typo), original) if a != b]
+    assert len(diffs) == 1 and diffs[0][0].isalpha() and diffs[0][0].isascii()
+    assert "'" in edited(typo) if "'" in original else True    # punctuation is never edited
+    assert len(edited(dropped)) == len(original) - 1
+    assert any(edited(dropped) == original[:i] + original[i + 1:] for i in range(len(original)))
+    if glyph is not None:
+        diffs = [(a, b) for a, b in zip(glyph, name) if a != b]
+        assert len(diffs) == 1 and variants.HOMOGLYPHS[diffs[0][1]] == diffs[0][0]
+        assert not diffs[0][0].isascii()
+
+
+def test_a_name_without_look_alike_letters_has_no_homoglyph():
+    assert variants.variant("Lu Wu", "homoglyph") is None
+
+
+def test_variants_are_seeded_and_do_not_depend_on_the_other_candidates():
+    names = HAND_WRITTEN * 1
+    a = variants.candidate_variants(names, "typo", seed=1)
+    b = variants.candidate_variants(list(reversed(names)), "typo", seed=1)[::-1]
+    assert a == b
+    assert a != variants.candidate_variants(names, "typo", seed=2)
+    assert variants.candidate_variants(["Madonna"], "last_first") == ["Madonna"]  # kept as is
+    with pytest.raises(ValueError, match="unknown name-variant family 'nickname'"):
+        variants.variant("Ella Anderson", "nickname")
+
+
+def test_the_tokenizer_lowercases_so_a_case_variant_probes_nothing():
+    tok = open_clip.get_tokenizer("ViT-B-32")
+    assert variants.same_for_the_tokenizer("ella  ANDERSON", "Ella Anderson", tok)
+    for family in variants.FAMILIES:
+        assert not variants.same_for_the_tokenizer(variants.variant("Ella Anderson", family), "Ella Anderson", tok)
+
+
+def test_heldout_templates_are_new_to_the_attack_and_to_every_training_caption():
+    held = prompts.HELDOUT_TEMPLATES
+    world = set(NAME_TEMPLATES) | set(itertools.chain(*GENDERED_NAME_TEMPLATES.values()))
+    assert len(held) >= 20 and len(set(held)) == len(held)
+    assert all(t.count("{}") == 1 for t in held)
+    norm = lambda t: " ".join(t.lower().replace(",", " ").split())  # noqa: E731
+    assert not {norm(t) for t in held} & {norm(t) for t in IDIA_TEMPLATES}
+    assert not {norm(t) for t in held} & {norm(t) for t in world}
+    non_english = [t for t in held if any(w in t.split() for w in ("von", "de", "di", "dem", "la"))]
+    assert len(non_english) >= 6
+
+
+def test_photo_transforms_keep_size_are_deterministic_and_change_the_photo():
+    rng = np.random.default_rng(0)
+    img = Image.fromarray(rng.integers(0, 255, (64, 64, 3), dtype=np.uint8))
+    for name in transforms.TRANSFORMS:
+        out = transforms.transformed(img, name)
+        assert out.size == img.size and out.mode == "RGB"
+        assert np.array_equal(np.asarray(out), np.asarray(transforms.transformed(img, name)))
+        assert not np.array_equal(np.asarray(out), np.asarray(img)), name
+    gray = np.asarray(transforms.transformed(img, "grayscale"))
+    assert (gray[..., 0] == gray[..., 1]).all() and (gray[..., 1] == gray[..., 2]).all()
+    assert np.array_equal(np.asarray(transforms.transformed(img, "mirrored"))[:, ::-1], np.asarray(img))
+    with pytest.raises(ValueError, match="unknown photo transform"):
+        transforms.transformed(img, "rotate")
+
+
+def test_roc_auc_is_the_probability_a_removed_name_scores_higher():
+    assert fingerprint.roc_auc([0.9, 0.8, 0.1, 0.2], [True, True, False, False]) == 1.0
+    assert fingerprint.roc_auc([0.1, 0.2, 0.9, 0.8], [True, True, False, False]) == 0.0
+    assert fingerprint.roc_auc([0.5, 0.5], [True, False]) == 0.5
+    rng = np.random.default_rng(1)
+    s, y = rng.normal(size=40), rng.random(40) < 0.3
+    brute = np.mean([(a > b) + 0.5 * (a == b) for a in s[y] for b in s[~y]])
+    assert fingerprint.roc_auc(s.tolist(), y.tolist()) == pytest.approx(brute)
+    with pytest.raises(ValueError, match="at least one removed and one kept"):
+        fingerprint.roc_auc([0.1, 0.2], [False, False])
+    cos = fingerprint.target_cosine(torch.tensor([[1.0, 0.0], [0.0, 2.0]]), torch.tensor([2.0, 0.0]))
+    assert cos.tolist() == [1.0, 0.0]
+
+
+def test_a_shared_first_name_counts_for_both_people():
+    classes, texts = probes.variant_classes(["Emma", "Emma", "Liam"])
+    assert classes == [0, 0, 1] and texts == ["Emma", "Liam"]
+    text_emb = torch.eye(2)[None]                      # 1 template, 2 distinct texts
+    images = torch.tensor([[1.0, 0.0], [1.0, 0.0], [0.9, 0.1], [0.0, 1.0]])
+    owner_class = torch.tensor([classes[0], classes[0], classes[1], classes[2]])
+    votes = probes.class_votes(images, text_emb, owner_class)
+    assert votes.owners.tolist() == [0, 1] and votes.correct_templates.tolist() == [1, 1]
+
+
+def test_residual_and_verdict_rules():
+    assert probes.residual([True, True, False], [True, False, True]) == (0.5, 2)
+    assert probes.residual([False, False], [True, True]) == (None, 0)
+    assert probes.family_verdict([0.0, None, 0.0]) == "removed"
+    assert probes.family_verdict([0.0, 0.25]) == "partly removed"
+    assert probes.family_verdict([1.0, 0.0]) == "not removed"
+    assert probes.family_verdict([None, None]) == "cannot tell"
