@@ -113,14 +113,14 @@ def test_roc_auc_is_the_probability_a_removed_name_scores_higher():
     assert cos.tolist() == [1.0, 0.0]
 
 
-def test_a_shared_first_name_counts_for_both_people():
+def test_people_who_share_a_first_name_are_voted_on_separately():
     classes, texts = probes.variant_classes(["Emma", "Emma", "Liam"])
     assert classes == [0, 0, 1] and texts == ["Emma", "Liam"]
     text_emb = torch.eye(2)[None]                      # 1 template, 2 distinct texts
-    images = torch.tensor([[1.0, 0.0], [1.0, 0.0], [0.9, 0.1], [0.0, 1.0]])
-    owner_class = torch.tensor([classes[0], classes[0], classes[1], classes[2]])
-    votes = probes.class_votes(images, text_emb, owner_class)
-    assert votes.owners.tolist() == [0, 1] and votes.correct_templates.tolist() == [1, 1]
+    images = torch.tensor([[1.0, 0.0], [1.0, 0.0], [0.0, 1.0], [0.1, 0.9], [0.0, 1.0]])
+    image_identity = torch.tensor([0, 0, 1, 2, 2])       # identity 1 (an Emma) looks like Liam
+    correct = probes.class_votes(images, text_emb, image_identity, torch.tensor(classes))
+    assert correct[:, 0].tolist() == [True, False, True]
 
 
 def test_residual_and_verdict_rules():
@@ -130,3 +130,26 @@ def test_residual_and_verdict_rules():
     assert probes.family_verdict([0.0, 0.25]) == "partly removed"
     assert probes.family_verdict([1.0, 0.0]) == "not removed"
     assert probes.family_verdict([None, None]) == "cannot tell"
+
+
+def test_probe_table_on_a_tiny_model_agrees_with_the_attack(tmp_path):
+    from types import SimpleNamespace
+
+    from open_clip.tokenizer import SimpleTokenizer
+
+    from pipeline.attack.run import run_idia
+    from pipeline.audit.run import NOT_APPLICABLE, probe_table, template_counts
+    from tests.test_attack import _split_tables, tiny_clip
+
+    identities, photos, candidates = _split_tables(tmp_path)
+    loaded = SimpleNamespace(model=tiny_clip(), tokenizer=SimpleTokenizer(context_length=32),
+                             preprocess=open_clip.image_transform(32, is_train=False))
+    table = probe_table(loaded, identities, photos, candidates, batch_size=4, device="cpu", root=tmp_path)
+    counts = template_counts()
+    assert list(table.columns) == ["name", *counts]
+    assert table["name"].tolist() == identities["name"].tolist()
+    attack = run_idia(loaded, identities, photos, candidates, 1, 4, "cpu", root=tmp_path)
+    assert table["exact"].tolist() == attack.table["correct_templates"].tolist()
+    for column, n in counts.items():
+        assert table[column].between(NOT_APPLICABLE, n).all(), column
+    assert (table.drop(columns="name") != table["exact"].to_numpy()[:, None]).any().any()  # probes differ

@@ -55,15 +55,16 @@ def exp_show() -> list[dict]:
 
 def test_only_finished_experiments_of_the_workspace_code_and_params_count():
     runs = seeds.collect(exp_show())
-    assert [(r.name, r.world_seed, r.removal_seed) for r in runs] == [
-        ("w99", 99, 0), ("workspace", 1234, 0), ("s1", 1234, 1), ("s2", 1234, 2)]
-    assert runs[0].targets == {"text-k1": "Iris Pendleby"}   # the placeholder each seed used
+    assert [(r.name, r.group, r.removal_seed) for r in runs] == [
+        ("workspace", (1234,), 0), ("s1", (1234,), 1), ("s2", (1234,), 2), ("w99", (99,), 0)]
+    assert runs[-1].targets == {"text-k1": "Iris Pendleby"}   # the placeholder each seed used
 
 
 def test_mean_and_min_max_per_world_and_run():
     summary = seeds.aggregate(seeds.collect(exp_show()))
-    assert list(summary["worlds"]) == ["99", "1234"]
-    world = summary["worlds"]["1234"]
+    assert list(summary["groups"]) == ["world.seed=1234", "world.seed=99"]
+    world = summary["groups"]["world.seed=1234"]
+    assert world["params"] == {"world.seed": 1234}
     assert world["removal_seeds"] == [0, 1, 2]
     assert list(world["runs"]) == ["text-k1", "image-k1", "both-k1"]
     tpr = world["runs"]["image-k1"]["tpr_removed"]
@@ -71,11 +72,11 @@ def test_mean_and_min_max_per_world_and_run():
     collateral = world["runs"]["text-k1"]["wrongfully_unlearned_pct"]   # 10 * tpr + seed: 0, 6, 4.5
     assert collateral["mean"] == pytest.approx(3.5) and (collateral["min"], collateral["max"]) == (0.0, 6.0)
     assert world["runs"]["both-k1"]["zeroshot_hair_top1_change_pts"]["mean"] == pytest.approx(-1.0)
-    assert summary["worlds"]["99"]["runs"]["text-k1"]["tpr_removed"]["n"] == 1
+    assert summary["groups"]["world.seed=99"]["runs"]["text-k1"]["tpr_removed"]["n"] == 1
 
 
 def test_a_world_with_too_few_seeds_is_refused_with_the_command_to_queue_more():
-    with pytest.raises(PipelineError, match=r"world seed 99: 1 removal seed.*dvc exp run --queue -S world.seed=99"):
+    with pytest.raises(PipelineError, match=r"world.seed=99: 1 removal seed.*dvc exp run --queue -S world.seed=99 -S defend.seed=N"):
         seeds.aggregate(seeds.collect(exp_show()), min_seeds=3)
 
 
@@ -86,9 +87,9 @@ def test_no_workspace_row_is_one_clear_error():
 
 def test_table_shows_mean_and_spread_and_replaces_only_the_marked_block():
     table = seeds.markdown_table(seeds.aggregate(seeds.collect(exp_show())))
-    row = next(line for line in table.splitlines() if line.startswith("| 1234 | image | 1 |"))
+    row = next(line for line in table.splitlines() if line.startswith("| world.seed=1234 | image | 1 |"))
     assert "| 0, 1, 2 | 0.25 (0.00 to 0.50) |" in row
-    assert "| 99 | text | 1 | 0 | 1.00 |" in table          # one seed: no spread to show
+    assert "| world.seed=99 | text | 1 | 0 | 1.00 |" in table          # one seed: no spread to show
     readme = f"intro\n{seeds.BEGIN}\nold table\n{seeds.END}\nafter\n"
     new = seeds.replace_block(readme, table)
     assert new.startswith("intro\n") and new.endswith(f"{seeds.END}\nafter\n") and "old table" not in new
@@ -103,7 +104,7 @@ def test_cli_writes_the_metrics_the_figure_and_the_readme_block(tmp_path, monkey
     (tmp_path / "README.md").write_text(f"# r\n{seeds.BEGIN}\n{seeds.END}\n")
     assert seeds.main(["--exp-json", str(saved), "--min-seeds", "1"]) == 0
     written = json.loads((tmp_path / seeds.OUTPUT).read_text())
-    assert written["worlds"]["1234"]["runs"]["image-k1"]["tpr_removed"]["mean"] == 0.25
+    assert written["groups"]["world.seed=1234"]["runs"]["image-k1"]["tpr_removed"]["mean"] == 0.25
     assert (tmp_path / seeds.FIGURE).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert seeds.markdown_table(written) in (tmp_path / "README.md").read_text()
     assert seeds.main(["--exp-json", str(saved), "--min-seeds", "5"]) == 1   # refused, one line
@@ -124,3 +125,24 @@ def test_report_code_may_differ_but_metric_code_may_not():
     names = [r.name for r in seeds.collect(shown, seeds.metric_code(lock))]
     assert "new-report" in names and "old-code" not in names
     assert "new-report" not in [r.name for r in seeds.collect(shown)]
+
+
+def test_the_paper_sweep_groups_by_lambda_and_varies_the_training_seeds_with_the_removal_seed():
+    def sweep_run(seed: int, reg: float, tpr: float) -> dict:
+        data = rev_data(1234, seed, tpr, beta=0.9)
+        params = data["params"]["params.yaml"]["data"]["defend"]
+        params["text"].update(seed=seed, weight_reg=reg)
+        params["image_recipes"] = {"paper": {"seed": seed, "weight_reg": reg}}
+        return data
+
+    shown = exp_show()
+    shown[1]["experiments"] = [experiment(f"paper-seed{s}{'-noreg' if r == 0 else ''}", sweep_run(s, r, t))
+                               for s, r, t in [(0, 0.01, 0.0), (1, 0.01, 0.5), (0, 0.0, 1.0), (1, 0.0, 1.0)]]
+    reference = {"defend.text.beta": 0.9}     # what the profile sets (the workspace has 0.6)
+    runs = seeds.collect(shown, design=seeds.PAPER_SWEEP, reference=reference)
+    summary = seeds.aggregate(runs, min_seeds=2, design=seeds.PAPER_SWEEP)
+    with_reg = "world.seed=1234, defend.text.weight_reg=0.01, defend.image_recipes.paper.weight_reg=0.01"
+    no_reg = "world.seed=1234, defend.text.weight_reg=0.0, defend.image_recipes.paper.weight_reg=0.0"
+    assert set(summary["groups"]) == {with_reg, no_reg}
+    assert summary["groups"][with_reg]["runs"]["text-k1"]["tpr_removed"] == {"mean": 0.25, "min": 0.0, "max": 0.5, "n": 2}
+    assert summary["groups"][no_reg]["removal_seeds"] == [0, 1]

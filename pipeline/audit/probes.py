@@ -9,9 +9,10 @@ from __future__ import annotations
 
 from typing import Sequence
 
+import torch
 from torch import Tensor
 
-from pipeline.attack.idia import Votes, predict_names, template_votes
+from pipeline.attack.idia import predict_names
 
 
 def variant_classes(texts: Sequence[str]) -> tuple[list[int], list[str]]:
@@ -21,10 +22,26 @@ def variant_classes(texts: Sequence[str]) -> tuple[list[int], list[str]]:
     return classes, list(index)
 
 
-def class_votes(image_emb: Tensor, class_text_emb: Tensor, image_class: Tensor) -> Votes:
-    """The IDIA vote over distinct texts: class_text_emb [n_tpl, n_classes, d], image_class =
-    the class of each image's true person. Votes.owners are class indices."""
-    return template_votes(predict_names(image_emb, class_text_emb), image_class, class_text_emb.shape[1])
+def class_votes(image_emb: Tensor, class_text_emb: Tensor, image_identity: Tensor,
+                identity_class: Tensor) -> Tensor:
+    """Correct templates per identity [n_id, n_tpl] when the attack chooses among distinct texts.
+
+    class_text_emb [n_tpl, n_classes, d]; image_identity: the identity index (0..n_id-1) of each
+    image; identity_class: each identity's own text. The vote stays per identity (two people
+    who share "Emma" are voted on separately); a template is correct when the unique most-voted
+    text is the identity's own.
+    """
+    predictions = predict_names(image_emb, class_text_emb)
+    n_id, n_classes = identity_class.numel(), class_text_emb.shape[1]
+    correct = torch.zeros(n_id, predictions.shape[1], dtype=torch.bool)
+    for t in range(predictions.shape[1]):
+        counts = torch.bincount(image_identity.long() * n_classes + predictions[:, t].long(),
+                                minlength=n_id * n_classes).view(n_id, n_classes)
+        top = counts.max(dim=1).values
+        unique_top = (counts == top[:, None]).sum(dim=1) == 1
+        own = counts[torch.arange(n_id), identity_class.long()]
+        correct[:, t] = unique_top & (own == top) & (top > 0)
+    return correct
 
 
 def residual(base_identified: Sequence[bool], model_identified: Sequence[bool]) -> tuple[float | None, int]:

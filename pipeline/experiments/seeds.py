@@ -1,19 +1,22 @@
-"""Every defense run over several removal seeds: mean and min-max per world, from DVC experiments.
+"""Every defense run over several removal seeds: mean and min-max per group, from DVC experiments.
 
 The paper reports each point as a mean over removal seeds (which people are removed). Here
 each seed is one DVC experiment (`dvc exp run --queue -S defend.seed=1`, another world:
 `-S world.seed=99`); this module reads them all from `dvc exp show --json -A` and writes
 
-- metrics/seeds.json: per world seed, per run (text-k1, ...), per metric: mean, min, max, n;
+- metrics/seeds.json: per group (a world seed; for the paper sweep also lambda), per run
+  (text-k1, ...), per metric: mean, min, max, n;
 - the README's results table (between its `seeds:begin` / `seeds:end` markers);
 - docs/figures/seeds.png: TPR and wrongfully unlearned per K with the min-max band.
 
 An experiment counts only when it ran the workspace's code (every `pipeline/` dependency of
 the stages up to `evaluate` has the hash the workspace's dvc.lock records; the report's own
 code may differ, it computes no metric) with the workspace's params except the ones that
-define a seed (`world.seed`, `defend.seed`), so results of older code never mix in.
+define a seed or a group, so results of older code never mix in.
 
-    python -m pipeline.experiments.seeds            # reads the cached experiments, writes all three
+    python -m pipeline.experiments.seeds            # the demo: groups = world seeds
+    python -m pipeline.experiments.seeds --profile paper --no-readme
+                                                    # the paper sweep: groups = world seed x lambda
 """
 from __future__ import annotations
 
@@ -32,7 +35,12 @@ import yaml
 from pipeline.core.errors import PipelineError
 from pipeline.core.paths import ENCODERS, METRICS, metrics_file, parse_run_name
 
-SEED_PARAMS = ("world.seed", "defend.seed")
+REMOVAL_SEED = "defend.seed"
+# The demo: one group per world seed. The paper sweep (pipeline.profiles --sweep) also varies
+# the training seeds with the removal seed, and runs each seed with and without lambda.
+DEMO = {"seeds": (REMOVAL_SEED,), "groups": ("world.seed",)}
+PAPER_SWEEP = {"seeds": (REMOVAL_SEED, "defend.text.seed", "defend.image_recipes.paper.seed"),
+               "groups": ("world.seed", "defend.text.weight_reg", "defend.image_recipes.paper.weight_reg")}
 OUTPUT = METRICS / "seeds.json"
 FIGURE = Path("docs/figures/seeds.png")
 README = Path("README.md")
@@ -51,10 +59,11 @@ MEASURES = (
 
 @dataclass
 class SeedRun:
-    """One experiment (or the workspace): one world seed, one removal seed, all its runs."""
+    """One experiment (or the workspace): its group (values of the group params), its removal
+    seed, and every run's measures."""
     name: str
     rev: str
-    world_seed: int
+    group: tuple
     removal_seed: int
     runs: dict[str, dict[str, float]] = field(default_factory=dict)   # run -> measure -> value
     targets: dict[str, str] = field(default_factory=dict)              # text run -> placeholder used
@@ -117,21 +126,25 @@ def run_names(params: dict[str, object]) -> list[str]:
             + [f"both-k{k}" for k in image_ks])
 
 
-def collect(exp_show: list[dict], code_paths: set[str] | None = None) -> list[SeedRun]:
-    """The experiments that ran the workspace's code and params (seeds aside), one per seed pair.
+def collect(exp_show: list[dict], code_paths: set[str] | None = None, *, design: dict = DEMO,
+            reference: dict[str, object] | None = None) -> list[SeedRun]:
+    """The experiments that ran the workspace's code and the reference params (default: the
+    workspace's; seed and group params aside), one per (group, removal seed).
     `code_paths`: the code to compare (default: every `pipeline/` dep)."""
     workspace = next((b for b in exp_show if b.get("rev") == "workspace"), None)
     if workspace is None or not workspace.get("data"):
         raise PipelineError("dvc exp show gave no workspace row; run this in the repository root")
-    want_params = {k: v for k, v in _params(workspace["data"]).items() if k not in SEED_PARAMS}
+    free = set(design["seeds"]) | set(design["groups"])
+    reference = {**_params(workspace["data"]), **(reference or {})}
+    want_params = {k: v for k, v in reference.items() if k not in free}
     want_code = _code_hashes(workspace["data"])
     if code_paths is not None:
         want_code = {path: digest for path, digest in want_code.items() if path in code_paths}
-    runs = run_names(_params(workspace["data"]))
-    found: dict[tuple[int, int], SeedRun] = {}
+    runs = run_names(reference)
+    found: dict[tuple, SeedRun] = {}
     for name, rev, data in iter_revs(exp_show):
         params = _params(data)
-        if {k: v for k, v in params.items() if k not in SEED_PARAMS} != want_params:
+        if {k: v for k, v in params.items() if k not in free} != want_params:
             continue
         code = _code_hashes(data)
         if not code or any(code.get(path) != digest for path, digest in want_code.items()):
@@ -145,15 +158,16 @@ def collect(exp_show: list[dict], code_paths: set[str] | None = None) -> list[Se
             per_run[run] = {key: v for key, path, scale in MEASURES
                             if (v := _value(evaluation, path)) is not None and (v := v * scale) is not None}
         else:
-            key = (int(params["world.seed"]), int(params["defend.seed"]))
+            group = tuple(params.get(k) for k in design["groups"])
+            key = (group, int(params[REMOVAL_SEED]))
             if key in found:
                 continue  # the same seeds under another name (e.g. the commit and the workspace)
-            seed_run = found[key] = SeedRun(name, rev, *key, runs=per_run)
+            seed_run = found[key] = SeedRun(name, rev, group, key[1], runs=per_run)
             for run in runs:
                 target = ((metrics.get(str(metrics_file("defend", run))) or {}).get("config") or {}).get("target")
                 if target:
                     seed_run.targets[run] = target
-    return sorted(found.values(), key=lambda r: (r.world_seed, r.removal_seed))
+    return sorted(found.values(), key=lambda r: (tuple(map(str, r.group)), r.removal_seed))
 
 
 def _stats(values: list[float]) -> dict[str, float]:
@@ -161,24 +175,32 @@ def _stats(values: list[float]) -> dict[str, float]:
             "max": round(max(values), 6), "n": len(values)}
 
 
-def aggregate(seed_runs: list[SeedRun], min_seeds: int = 1) -> dict:
-    """{"worlds": {world seed: {"removal_seeds": [...], "runs": {run: {measure: stats}}}}}."""
-    worlds: dict[int, list[SeedRun]] = {}
+def group_label(names: tuple[str, ...], values: tuple) -> str:
+    return ", ".join(f"{n}={v}" for n, v in zip(names, values))
+
+
+def aggregate(seed_runs: list[SeedRun], min_seeds: int = 1, design: dict = DEMO) -> dict:
+    """{"groups": {label: {"params": {...}, "removal_seeds": [...], "runs": {run: {measure: stats}}}},
+    "experiments": [...]}; a label reads "world.seed=1234"."""
+    groups: dict[tuple, list[SeedRun]] = {}
     for seed_run in seed_runs:
-        worlds.setdefault(seed_run.world_seed, []).append(seed_run)
-    out = {"worlds": {}, "experiments": []}
-    for world, members in sorted(worlds.items()):
+        groups.setdefault(seed_run.group, []).append(seed_run)
+    out = {"groups": {}, "experiments": []}
+    for group, members in groups.items():
+        label = group_label(design["groups"], group)
         if len(members) < min_seeds:
-            raise PipelineError(f"world seed {world}: {len(members)} removal seed(s) found "
+            sets = " ".join(f"-S {n}={v}" for n, v in zip(design["groups"], group))
+            raise PipelineError(f"{label}: {len(members)} removal seed(s) found "
                                 f"({', '.join(m.name for m in members)}); at least {min_seeds} needed. "
-                                f"Queue more: dvc exp run --queue -S world.seed={world} -S defend.seed=N")
+                                f"Queue more: dvc exp run --queue {sets} -S {REMOVAL_SEED}=N")
         runs = {}
         for run in sorted(members[0].runs, key=lambda r: (ENCODERS.index(parse_run_name(r)[0]),
                                                           parse_run_name(r)[1])):
             runs[run] = {key: _stats([m.runs[run][key] for m in members if key in m.runs.get(run, {})])
                          for key, _, _ in MEASURES if all(key in m.runs.get(run, {}) for m in members)}
-        out["worlds"][str(world)] = {"removal_seeds": [m.removal_seed for m in members], "runs": runs}
-    out["experiments"] = [{"name": r.name, "rev": r.rev, "world_seed": r.world_seed,
+        out["groups"][label] = {"params": dict(zip(design["groups"], group)),
+                                "removal_seeds": [m.removal_seed for m in members], "runs": runs}
+    out["experiments"] = [{"name": r.name, "rev": r.rev, "group": group_label(design["groups"], r.group),
                            "removal_seed": r.removal_seed,
                            "text_target": sorted(set(r.targets.values()))} for r in seed_runs]
     return out
@@ -191,16 +213,16 @@ def _spread(stats: dict, fmt: str) -> str:
 
 
 def markdown_table(summary: dict) -> str:
-    """The README's results table: mean (min to max) over removal seeds, per world and run."""
-    lines = ["| world seed | defended | K | removal seeds | TPR on the removed | wrongfully unlearned | "
+    """The README's results table: mean (min to max) over removal seeds, per group and run."""
+    lines = ["| group | defended | K | removal seeds | TPR on the removed | wrongfully unlearned | "
              "FPR | newly identified non-members | zero-shot hair top-1 (pts) | zero-shot scenes top-1 (pts) |",
              "|---|---|---|---|---|---|---|---|---|---|"]
-    for world, entry in summary["worlds"].items():
+    for group, entry in summary["groups"].items():
         seeds = ", ".join(str(s) for s in entry["removal_seeds"])
         for run, m in entry["runs"].items():
             encoder, k = parse_run_name(run)
             lines.append("| " + " | ".join([
-                world, encoder, str(k), seeds,
+                group, encoder, str(k), seeds,
                 _spread(m["tpr_removed"], "{:.2f}"), _spread(m["wrongfully_unlearned_pct"], "{:.1f} %"),
                 _spread(m["fpr"], "{:.3f}"), _spread(m["newly_identified_nonmembers"], "{:.1f}"),
                 _spread(m["zeroshot_hair_top1_change_pts"], "{:+.1f}"),
@@ -222,11 +244,11 @@ def draw(summary: dict, path: Path) -> Path:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    worlds = list(summary["worlds"])
-    fig, axes = plt.subplots(2, len(worlds), figsize=(4.2 * len(worlds) + 1.5, 6.0), squeeze=False)
+    groups = list(summary["groups"])
+    fig, axes = plt.subplots(2, len(groups), figsize=(4.2 * len(groups) + 1.5, 6.0), squeeze=False)
     colors = {"text": "#1f77b4", "image": "#d62728", "both": "#2ca02c"}
-    for col, world in enumerate(worlds):
-        entry = summary["worlds"][world]
+    for col, group in enumerate(groups):
+        entry = summary["groups"][group]
         by_encoder: dict[str, list[tuple[int, dict]]] = {}
         for run, m in entry["runs"].items():
             encoder, k = parse_run_name(run)
@@ -244,8 +266,7 @@ def draw(summary: dict, path: Path) -> Path:
             ax.set_xscale("log", base=2)
             ax.set_xlabel("K (people removed)")
             ax.set_ylabel(label)
-            ax.set_title(f"world seed {world}, removal seeds {', '.join(map(str, entry['removal_seeds']))}",
-                         fontsize=9)
+            ax.set_title(f"{group}\nremoval seeds {', '.join(map(str, entry['removal_seeds']))}", fontsize=8)
     axes[0][-1].legend(loc="upper left", bbox_to_anchor=(1.02, 1.0), title="defended")
     fig.suptitle("Mean over removal seeds, band = min to max (test pool)")
     fig.tight_layout()
@@ -265,21 +286,32 @@ def exp_show_json() -> list[dict]:
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--exp-json", type=Path, help="read a saved `dvc exp show --json -A` instead of running it")
-    ap.add_argument("--min-seeds", type=int, default=1, help="refuse a world with fewer removal seeds")
+    ap.add_argument("--min-seeds", type=int, default=1, help="refuse a group with fewer removal seeds")
     ap.add_argument("--no-readme", action="store_true", help="leave README.md alone")
+    ap.add_argument("--profile", help="aggregate a profile's sweep (e.g. paper): its params are the "
+                    "reference, groups = world seed x lambda")
+    ap.add_argument("--output", type=Path, help=f"JSON summary (default {OUTPUT}; metrics/seeds-<profile>.json)")
+    ap.add_argument("--figure", type=Path, help=f"PNG figure (default {FIGURE}; docs/figures/seeds-<profile>.png)")
     args = ap.parse_args(argv)
     try:
         exp_show = json.loads(args.exp_json.read_text()) if args.exp_json else exp_show_json()
         lock = yaml.safe_load(Path("dvc.lock").read_text()) if Path("dvc.lock").is_file() else {}
-        seed_runs = collect(exp_show, metric_code(lock) if lock else None)
+        design, reference = DEMO, None
+        suffix = f"-{args.profile}" if args.profile else ""
+        args.output = args.output or OUTPUT.with_name(f"seeds{suffix}.json")
+        args.figure = args.figure or FIGURE.with_name(f"seeds{suffix}.png")
+        if args.profile:
+            from pipeline.profiles import overrides_for
+            design, reference = PAPER_SWEEP, overrides_for(args.profile)
+        seed_runs = collect(exp_show, metric_code(lock) if lock else None, design=design, reference=reference)
         if not seed_runs:
             raise PipelineError("no experiment ran the workspace's code and params; run `dvc repro` "
                                 "and queue seeds with `dvc exp run --queue -S defend.seed=N`")
-        summary = aggregate(seed_runs, args.min_seeds)
+        summary = aggregate(seed_runs, args.min_seeds, design)
         table = markdown_table(summary)
-        OUTPUT.parent.mkdir(parents=True, exist_ok=True)
-        OUTPUT.write_text(json.dumps(summary, indent=2, sort_keys=False) + "\n")
-        draw(summary, FIGURE)
+        args.output.parent.mkdir(parents=True, exist_ok=True)
+        args.output.write_text(json.dumps(summary, indent=2, sort_keys=False) + "\n")
+        draw(summary, args.figure)
         if not args.no_readme:
             README.write_text(replace_block(README.read_text(), table))
     except PipelineError as error:
@@ -287,7 +319,8 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     print(table)
     for r in seed_runs:
-        print(f"  {r.name} ({r.rev if r.rev == 'workspace' else r.rev[:7]}): world seed {r.world_seed}, removal seed {r.removal_seed}", file=sys.stderr)
+        print(f"  {r.name} ({r.rev if r.rev == 'workspace' else r.rev[:7]}): "
+              f"{group_label(design['groups'], r.group)}, removal seed {r.removal_seed}", file=sys.stderr)
     return 0
 
 
