@@ -153,3 +153,26 @@ def test_probe_table_on_a_tiny_model_agrees_with_the_attack(tmp_path):
     for column, n in counts.items():
         assert table[column].between(NOT_APPLICABLE, n).all(), column
     assert (table.drop(columns="name") != table["exact"].to_numpy()[:, None]).any().any()  # probes differ
+
+
+def test_probe_summary_reads_residuals_collateral_and_verdicts():
+    import pandas as pd
+
+    from pipeline.audit.summary import probe_summary
+
+    names = ["Ann Lee", "Bob Stone", "Cy Twombly", "Dee Fill"]
+    base = pd.DataFrame({"name": names, "exact": [5, 3, 4, 0], "name_typo": [2, 0, 6, -1],
+                         "photo_mirrored": [4, 4, 3, 0]})
+    after = pd.DataFrame({"name": names, "exact": [0, 0, 4, 0], "name_typo": [1, 0, 0, -1],
+                          "photo_mirrored": [0, 0, 3, 1]})
+    members = pd.Series([True, True, True, False], index=names)
+    out = probe_summary(base, after, members, ["Ann Lee", "Bob Stone"], tau=1)
+    exact, typo, mirror = (out["probes"][p] for p in ("exact", "name_typo", "photo_mirrored"))
+    assert exact["residual"] == 0.0 and exact["residual_rests_on"] == 2 and exact["wrongfully_unlearned_pct"] == 0.0
+    assert typo["residual"] == 1.0 and typo["residual_rests_on"] == 1      # Bob's typo never worked on the base
+    assert typo["wrongfully_unlearned_pct"] == 100.0                       # Cy lost on the typo probe
+    assert mirror["tpr_removed_base"] == 1.0 and mirror["tpr_removed"] == 0.0
+    assert out["families"]["name variants"] == {"verdict": "not removed", "worst_probe": "name_typo"}
+    assert out["families"]["unseen photos"]["verdict"] == "removed"
+    with pytest.raises(ValueError, match="missing from the probe table"):
+        probe_summary(base, after, members, ["Zed Nobody"], tau=1)
