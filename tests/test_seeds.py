@@ -146,3 +146,11 @@ def test_the_paper_sweep_groups_by_lambda_and_varies_the_training_seeds_with_the
     assert set(summary["groups"]) == {with_reg, no_reg}
     assert summary["groups"][with_reg]["runs"]["text-k1"]["tpr_removed"] == {"mean": 0.25, "min": 0.0, "max": 0.5, "n": 2}
     assert summary["groups"][no_reg]["removal_seeds"] == [0, 1]
+
+
+def test_queue_mode_names_only_the_missing_pairs():
+    runs = seeds.collect(exp_show())
+    commands = seeds.missing_runs(runs, [1234, 99], [0, 1, 2], workspace_world=1234)
+    assert [c[5] for c in commands] == ["w99-s1", "w99-s2"]
+    assert commands[0] == ["dvc", "exp", "run", "--queue", "-n", "w99-s1", "-S", "world.seed=99", "-S", "defend.seed=1"]
+    assert seeds.missing_runs(runs, [1234], [3], 1234)[0][-2:] == ["-S", "defend.seed=3"]

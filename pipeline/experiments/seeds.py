@@ -276,6 +276,20 @@ def draw(summary: dict, path: Path) -> Path:
     return path
 
 
+def missing_runs(seed_runs: list[SeedRun], worlds: list[int], removal_seeds: list[int],
+                 workspace_world: int) -> list[list[str]]:
+    """`dvc exp run --queue` commands for the (world seed, removal seed) pairs no experiment has."""
+    have = {(r.group, r.removal_seed) for r in seed_runs}
+    commands = []
+    for world in worlds:
+        for seed in removal_seeds:
+            if ((world,), seed) in have:
+                continue
+            sets = (["-S", f"world.seed={world}"] if world != workspace_world else []) + ["-S", f"{REMOVAL_SEED}={seed}"]
+            commands.append(["dvc", "exp", "run", "--queue", "-n", f"w{world}-s{seed}", *sets])
+    return commands
+
+
 def exp_show_json() -> list[dict]:
     done = subprocess.run(["dvc", "exp", "show", "--json", "-A", "--no-pager"], capture_output=True, text=True)
     if done.returncode != 0:
@@ -290,6 +304,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--no-readme", action="store_true", help="leave README.md alone")
     ap.add_argument("--profile", help="aggregate a profile's sweep (e.g. paper): its params are the "
                     "reference, groups = world seed x lambda")
+    ap.add_argument("--queue", nargs=2, metavar=("WORLDS", "SEEDS"),
+                    help="queue the missing experiments instead, e.g. --queue 1234,99 0,1,2 "
+                         "(then: dvc queue start -j 1; rerun this without --queue when they are done)")
     ap.add_argument("--output", type=Path, help=f"JSON summary (default {OUTPUT}; metrics/seeds-<profile>.json)")
     ap.add_argument("--figure", type=Path, help=f"PNG figure (default {FIGURE}; docs/figures/seeds-<profile>.png)")
     args = ap.parse_args(argv)
@@ -304,6 +321,19 @@ def main(argv: list[str] | None = None) -> int:
             from pipeline.profiles import overrides_for
             design, reference = PAPER_SWEEP, overrides_for(args.profile)
         seed_runs = collect(exp_show, metric_code(lock) if lock else None, design=design, reference=reference)
+        if args.queue:
+            if args.profile:
+                raise PipelineError("--queue fills in demo seeds; the paper sweep queues with "
+                                    "python -m pipeline.profiles paper --sweep")
+            worlds, removal = ([int(x) for x in arg.split(",")] for arg in args.queue)
+            workspace_world = next(b for b in exp_show if b.get("rev") == "workspace")
+            workspace_world = int(_params(workspace_world["data"])["world.seed"])
+            for command in missing_runs(seed_runs, worlds, removal, workspace_world):
+                print(" ".join(command), file=sys.stderr)
+                done = subprocess.run(command, capture_output=True, text=True)
+                if done.returncode != 0:
+                    raise PipelineError(f"{' '.join(command)} failed: {done.stderr.strip()[-300:]}")
+            return 0
         if not seed_runs:
             raise PipelineError("no experiment ran the workspace's code and params; run `dvc repro` "
                                 "and queue seeds with `dvc exp run --queue -S defend.seed=N`")
