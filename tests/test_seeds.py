@@ -154,3 +154,13 @@ def test_queue_mode_names_only_the_missing_pairs():
     assert [c[5] for c in commands] == ["w99-s1", "w99-s2"]
     assert commands[0] == ["dvc", "exp", "run", "--queue", "-n", "w99-s1", "-S", "world.seed=99", "-S", "defend.seed=1"]
     assert seeds.missing_runs(runs, [1234], [3], 1234)[0][-2:] == ["-S", "defend.seed=3"]
+
+
+def test_targets_are_checked_on_the_means():
+    runs = {"image-k4": {"tpr_removed": {"mean": 0.25}, "zeroshot_hair_top1_change_pts": {"mean": -1.2}},
+            "both-k1": {"tpr_removed": {"mean": 0.1}}}
+    out = seeds.check_targets(runs)
+    assert out["image-k4 tpr_removed"]["met"] is True                 # on the limit counts as met
+    assert out["image-k4 zeroshot_hair_top1_change_pts"]["met"] is False   # |-1.2| > 1 point
+    assert out["both-k1 tpr_removed"]["met"] is False
+    assert "both-k4 tpr_removed" not in out                            # not measured, not claimed

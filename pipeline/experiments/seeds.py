@@ -57,6 +57,33 @@ MEASURES = (
 )
 
 
+# The results issue's targets (issue 13, point 4 and 5), checked on the means over removal seeds:
+# (run, measure, "max" = the mean must not exceed the limit / "abs" = |mean| must not exceed it).
+TARGETS = (
+    ("text-k16", "wrongfully_unlearned_pct", "max", 5.0),
+    ("image-k4", "tpr_removed", "max", 0.25),
+    ("image-k4", "wrongfully_unlearned_pct", "max", 10.0),
+    ("image-k4", "zeroshot_hair_top1_change_pts", "abs", 1.0),
+    ("image-k4", "zeroshot_scenes_top1_change_pts", "abs", 1.0),
+    ("both-k1", "tpr_removed", "max", 0.05),
+    ("both-k4", "tpr_removed", "max", 0.05),
+    ("both-k4", "wrongfully_unlearned_pct", "max", 10.0),
+)
+
+
+def check_targets(runs: dict[str, dict]) -> dict[str, dict]:
+    """Each target whose run was measured: the mean, the limit, and whether it is met."""
+    out = {}
+    for run, measure, kind, limit in TARGETS:
+        stats = runs.get(run, {}).get(measure)
+        if stats is None:
+            continue
+        value = abs(stats["mean"]) if kind == "abs" else stats["mean"]
+        out[f"{run} {measure}"] = {"mean": stats["mean"], "limit": limit, "rule": kind,
+                                   "met": bool(value <= limit)}
+    return out
+
+
 @dataclass
 class SeedRun:
     """One experiment (or the workspace): its group (values of the group params), its removal
@@ -199,7 +226,8 @@ def aggregate(seed_runs: list[SeedRun], min_seeds: int = 1, design: dict = DEMO)
             runs[run] = {key: _stats([m.runs[run][key] for m in members if key in m.runs.get(run, {})])
                          for key, _, _ in MEASURES if all(key in m.runs.get(run, {}) for m in members)}
         out["groups"][label] = {"params": dict(zip(design["groups"], group)),
-                                "removal_seeds": [m.removal_seed for m in members], "runs": runs}
+                                "removal_seeds": [m.removal_seed for m in members], "runs": runs,
+                                "targets": check_targets(runs)}
     out["experiments"] = [{"name": r.name, "rev": r.rev, "group": group_label(design["groups"], r.group),
                            "removal_seed": r.removal_seed,
                            "text_target": sorted(set(r.targets.values()))} for r in seed_runs]
@@ -348,6 +376,9 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {error}", file=sys.stderr)
         return 1
     print(table)
+    for label, entry in summary["groups"].items():
+        missed = [t for t, v in entry["targets"].items() if not v["met"]]
+        print(f"{label}: targets missed: {', '.join(missed) if missed else 'none'}", file=sys.stderr)
     for r in seed_runs:
         print(f"  {r.name} ({r.rev if r.rev == 'workspace' else r.rev[:7]}): "
               f"{group_label(design['groups'], r.group)}, removal seed {r.removal_seed}", file=sys.stderr)
