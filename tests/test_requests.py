@@ -1,0 +1,77 @@
+"""Removal requests: the request file and the chain of requests (pipeline/requests/request.py)."""
+import pytest
+import yaml
+
+from pipeline.core.errors import PipelineError
+from pipeline.requests.request import TOWERS, load_chain, load_request, photo_folder
+
+
+def write(folder, rid, **fields):
+    folder.mkdir(parents=True, exist_ok=True)
+    body = {"id": rid, **fields}
+    (folder / f"{rid}.yaml").write_text(yaml.safe_dump(body))
+    return folder / f"{rid}.yaml"
+
+
+def test_a_request_with_defaults_and_one_with_everything(tmp_path):
+    plain = load_request(write(tmp_path, "r1", names=["Ella  Anderson", "Bob O'Stone"]))
+    assert plain.names == ("Ella Anderson", "Bob O'Stone") and plain.towers == TOWERS and plain.photos == ""
+    assert plain.needs_photos
+    full = load_request(write(tmp_path, "r2", names=["Ann Lee"], towers=["both", "text"], photos="requests/photos/r2"))
+    assert full.towers == ("text", "both") and full.photos == "requests/photos/r2"
+    assert not load_request(write(tmp_path, "r3", names=["Ann Lee"], towers=["text"])).needs_photos
+
+
+@pytest.mark.parametrize("fields, message", [
+    ({"names": []}, "an empty request removes no one"),
+    ({}, "names must be a non-empty list"),
+    ({"names": ["Ann Lee", "Ann  Lee"]}, "'Ann Lee' appears twice"),
+    ({"names": ["Ann Lee", 5]}, "names holds 5"),
+    ({"names": ["../.."]}, "no letter or digit"),
+    ({"names": ["Ann Lee"], "towers": ["face"]}, "towers = \\['face'\\]"),
+    ({"names": ["Ann Lee"], "towers": ["text", "text"]}, "distinct entries"),
+    ({"names": ["Ann Lee"], "photos": "../elsewhere"}, "inside the repository"),
+    ({"names": ["Ann Lee"], "photos": "/abs/path"}, "inside the repository"),
+    ({"names": ["Ann Lee"], "reason": "gdpr"}, "unknown key 'reason'"),
+])
+def test_bad_requests_are_one_clear_line(tmp_path, fields, message):
+    with pytest.raises(PipelineError, match=message):
+        load_request(write(tmp_path, "bad", **fields))
+
+
+def test_the_id_must_be_the_file_name_and_a_safe_name(tmp_path):
+    path = tmp_path / "r9.yaml"
+    path.write_text(yaml.safe_dump({"id": "r8", "names": ["Ann Lee"]}))
+    with pytest.raises(PipelineError, match="must equal the file name"):
+        load_request(path)
+    path.write_text(yaml.safe_dump({"id": "../r9", "names": ["Ann Lee"]}))
+    with pytest.raises(PipelineError, match="not allowed as a file name"):
+        load_request(path)
+    path.write_text("names: [unclosed")
+    with pytest.raises(PipelineError, match="not valid YAML"):
+        load_request(path)
+
+
+def test_a_chain_starts_from_base_and_each_request_from_the_one_before(tmp_path):
+    write(tmp_path, "a", names=["Ann Lee"])
+    write(tmp_path, "b", names=["Bob Stone"], towers=["text"])
+    chain = load_chain([{"id": "a", "after": "base"}, {"id": "b", "after": "a"}], tmp_path)
+    assert [(r.id, r.after) for r in chain] == [("a", "base"), ("b", "a")]
+    with pytest.raises(PipelineError, match=r"requests.chain\[1\] \(b\) must start from 'a'"):
+        load_chain([{"id": "a", "after": "base"}, {"id": "b", "after": "base"}], tmp_path)
+    with pytest.raises(PipelineError, match="request id 'a' is used twice"):
+        load_chain([{"id": "a", "after": "base"}, {"id": "a", "after": "a"}], tmp_path)
+    with pytest.raises(PipelineError, match=r"request file .*c.yaml not found"):
+        load_chain([{"id": "c", "after": "base"}], tmp_path)
+    write(tmp_path, "d", names=["Ann Lee"])
+    with pytest.raises(PipelineError, match="'Ann Lee' was removed by request a already"):
+        load_chain([{"id": "a", "after": "base"}, {"id": "d", "after": "a"}], tmp_path)
+    assert load_chain([], tmp_path) == []
+
+
+def test_photo_folder_is_the_slug_of_the_name(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "photos" / "Bob_O'Stone").mkdir(parents=True)
+    request = load_request(write(tmp_path / "requests", "r1", names=["Bob O'Stone", "Ann Lee"], photos="photos"))
+    assert photo_folder(request, "Bob O'Stone").name == "Bob_O'Stone"
+    assert photo_folder(request, "Ann Lee") is None
