@@ -75,3 +75,38 @@ def test_photo_folder_is_the_slug_of_the_name(tmp_path, monkeypatch):
     request = load_request(write(tmp_path / "requests", "r1", names=["Bob O'Stone", "Ann Lee"], photos="photos"))
     assert photo_folder(request, "Bob O'Stone").name == "Bob_O'Stone"
     assert photo_folder(request, "Ann Lee") is None
+
+
+def test_the_proof_copies_the_metrics_and_states_each_verdict_with_its_rule(tmp_path):
+    import pandas as pd
+
+    from pipeline.requests.proof import RULES, build_proof, people_rows, render_markdown, sha256_of
+
+    before = pd.DataFrame({"name": ["Ann Lee", "Bob Stone", "Cy Twombly", "Dee Fill"],
+                           "correct_templates": [9, 0, 5, 4]})
+    after = pd.DataFrame({"name": ["Ann Lee", "Bob Stone", "Cy Twombly", "Dee Fill"],
+                          "correct_templates": [0, 0, 2, 0]})
+    people = people_rows(["Ann Lee", "Bob Stone"], before, after, tau=1,
+                         earlier={"Cy Twombly": "r0", "Dee Fill": "r0"})
+    assert [(p["name"], p["verdict"]) for p in people] == [
+        ("Ann Lee", "removed"), ("Bob Stone", "not identified before"),
+        ("Cy Twombly", "not removed"), ("Dee Fill", "removed")]
+    assert people[2]["request"] == "r0" and people[1]["rule"] == RULES["not identified before"]
+    metrics = {"wrongfully_unlearned": 3, "wrongfully_unlearned_pct": 3.9, "fpr": 0.025, "fpr_before": 0.0,
+               "newly_identified_nonmembers": 1, "newly_recalled": 0,
+               "zeroshot": {"hair": {"top1_change": -0.0125}}, "text_similarity": {"sim_clean": 0.99}}
+    (tmp_path / "m.safetensors").write_bytes(b"weights")
+    proof = build_proof("r1", "both", people, metrics, checkpoints={"input": "a" * 64,
+                        "output": sha256_of(tmp_path / "m.safetensors")}, params={"defend.seed": 0},
+                        code_version="abc1234", date="2026-12-03", added_to_candidates=["Bob Stone"],
+                        unreadable_photos={"Bob Stone": ["x.jpg: cannot identify image file"]})
+    for key in ("wrongfully_unlearned", "wrongfully_unlearned_pct", "fpr", "newly_identified_nonmembers"):
+        assert proof["costs"][key] == metrics[key]
+    assert proof["costs"]["zeroshot_top1_change_pts"] == {"hair": -1.25}
+    import hashlib
+    assert proof["checkpoints"]["output"] == hashlib.sha256(b"weights").hexdigest()
+    page = render_markdown(proof)
+    assert "| Cy Twombly | r0 | 5/21 | 2/21 | not removed |" in page
+    assert "members wrongfully unlearned: 3 (3.9 %)" in page and "hair -1.25 pts" in page
+    assert "Added to the attack's candidates (they were not among them): Bob Stone" in page
+    assert "x.jpg: cannot identify image file" in page and "2026-12-03" in page
