@@ -164,3 +164,18 @@ def test_targets_are_checked_on_the_means():
     assert out["image-k4 zeroshot_hair_top1_change_pts"]["met"] is False   # |-1.2| > 1 point
     assert out["both-k1 tpr_removed"]["met"] is False
     assert "both-k4 tpr_removed" not in out                            # not measured, not claimed
+
+
+def test_compare_a_thread_count_experiment_with_the_spread():
+    shown = exp_show()
+    threads = rev_data(1234, 0, 0.9)
+    threads["params"]["params.yaml"]["data"]["defend"]["threads"] = 1   # other params: not aggregated
+    shown[1]["experiments"].append(experiment("threads1", threads))
+    summary = seeds.aggregate(seeds.collect(shown))
+    assert "threads1" not in {e["name"] for e in summary["experiments"]}
+    params, runs = seeds.experiment_measures(shown, "threads1")
+    verdicts = seeds.within_spread(summary, "world.seed=1234", runs)
+    assert verdicts["image-k1 tpr_removed"] == {"value": 0.9, "min": 0.0, "max": 0.5, "inside": False}
+    assert verdicts["text-k1 fpr"] == {"value": 0.0, "min": 0.0, "max": 0.0, "inside": True}
+    with pytest.raises(PipelineError, match="no finished experiment named 'nope'"):
+        seeds.experiment_measures(shown, "nope")

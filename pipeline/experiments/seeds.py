@@ -318,6 +318,36 @@ def missing_runs(seed_runs: list[SeedRun], worlds: list[int], removal_seeds: lis
     return commands
 
 
+def experiment_measures(exp_show: list[dict], name: str) -> tuple[dict[str, object], dict[str, dict[str, float]]]:
+    """(params, run -> measure -> value) of one named experiment, whatever its params."""
+    for exp_name, _, data in iter_revs(exp_show):
+        if exp_name == name:
+            params = _params(data)
+            runs = {}
+            for run in run_names(params):
+                evaluation = ((data.get("metrics") or {}).get(str(metrics_file("evaluate", run))) or {}).get("data")
+                if evaluation:
+                    runs[run] = {key: v * scale for key, path, scale in MEASURES
+                                 if (v := _value(evaluation, path)) is not None}
+            return params, runs
+    raise PipelineError(f"no finished experiment named {name!r} in dvc exp show -A")
+
+
+def within_spread(summary: dict, label: str, runs: dict[str, dict[str, float]], slack: dict[str, float] | None = None) -> dict:
+    """Per run and measure: the experiment's value, the group's [min, max], and whether it lies inside."""
+    group = summary["groups"].get(label)
+    if group is None:
+        raise PipelineError(f"no group {label!r} in the seed summary; groups: {', '.join(summary['groups'])}")
+    out = {}
+    for run, measures in runs.items():
+        for key, value in measures.items():
+            stats = group["runs"].get(run, {}).get(key)
+            if stats:
+                out[f"{run} {key}"] = {"value": round(value, 6), "min": stats["min"], "max": stats["max"],
+                                       "inside": stats["min"] - 1e-9 <= value <= stats["max"] + 1e-9}
+    return out
+
+
 def exp_show_json() -> list[dict]:
     done = subprocess.run(["dvc", "exp", "show", "--json", "-A", "--no-pager"], capture_output=True, text=True)
     if done.returncode != 0:
@@ -335,6 +365,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--queue", nargs=2, metavar=("WORLDS", "SEEDS"),
                     help="queue the missing experiments instead, e.g. --queue 1234,99 0,1,2 "
                          "(then: dvc queue start -j 1; rerun this without --queue when they are done)")
+    ap.add_argument("--compare", metavar="EXPERIMENT",
+                    help="say whether a named experiment (e.g. one run with other torch threads) lies "
+                         "inside its world's spread over removal seeds; writes nothing")
     ap.add_argument("--output", type=Path, help=f"JSON summary (default {OUTPUT}; metrics/seeds-<profile>.json)")
     ap.add_argument("--figure", type=Path, help=f"PNG figure (default {FIGURE}; docs/figures/seeds-<profile>.png)")
     args = ap.parse_args(argv)
@@ -366,6 +399,15 @@ def main(argv: list[str] | None = None) -> int:
             raise PipelineError("no experiment ran the workspace's code and params; run `dvc repro` "
                                 "and queue seeds with `dvc exp run --queue -S defend.seed=N`")
         summary = aggregate(seed_runs, args.min_seeds, design)
+        if args.compare:
+            params, runs = experiment_measures(exp_show, args.compare)
+            label = group_label(design["groups"], tuple(params.get(k) for k in design["groups"]))
+            verdicts = within_spread(summary, label, runs)
+            for key, v in verdicts.items():
+                print(f"{key}: {v['value']:.4g} in [{v['min']:.4g}, {v['max']:.4g}]: {'yes' if v['inside'] else 'NO'}")
+            outside = [k for k, v in verdicts.items() if not v["inside"]]
+            print(f"{args.compare}: {len(verdicts) - len(outside)} of {len(verdicts)} inside the spread of {label}")
+            return 0
         table = markdown_table(summary)
         args.output.parent.mkdir(parents=True, exist_ok=True)
         args.output.write_text(json.dumps(summary, indent=2, sort_keys=False) + "\n")
