@@ -1,18 +1,20 @@
 """A removal request: who is to be removed, from which towers, and in which order requests came.
 
-One YAML file per request, `requests/<id>.yaml`, committed with the repository like any other
-input a pipeline run rests on (a request is a document someone sent: it is reviewed, kept and
-versioned as it came, which a params.yaml section would blur). The order in which requests
-arrived is a param, `requests.chain` in params.yaml: a list of `{id, after}` where `after` is
-the request whose model this one starts from (`base` for the first). DVC's `foreach` turns
-each entry into its own stage that depends on its predecessor's model, so adding a request
-trains only that request.
+One folder per request, `requests/<id>/`, committed with the repository like any other input
+a pipeline run rests on (a request is a document someone sent: it is reviewed, kept and
+versioned as it came, which a params.yaml section would blur). It holds `request.yaml` and,
+for people who are not in the FaceScrub lists, `photos/<name folder>/*.jpg` (the folder named
+as the FaceScrub stage names it). One folder is one DVC dependency, photos included.
 
+    # requests/demo-001/request.yaml
     id: demo-001
     names: [Ella Anderson, Bob Stone]
-    photos: requests/photos/demo-001     # optional: <folder>/<name folder>/*.jpg for people
-                                         # who are not in the FaceScrub lists
     towers: [text, image, both]          # optional; default all three
+
+The order in which requests arrived is a param, `requests.chain` in params.yaml: a list of
+`{id, after}` where `after` is the request whose model this one starts from (`base` for the
+first). DVC's `foreach` turns each entry into its own stage that depends on its predecessor's
+model, so adding a request trains only that request.
 """
 from __future__ import annotations
 
@@ -25,7 +27,9 @@ from pipeline.core.errors import PipelineError
 from pipeline.core.safepaths import check_name, slug
 
 TOWERS = ("text", "image", "both")
-KEYS = {"id", "names", "photos", "towers"}
+KEYS = {"id", "names", "towers"}
+REQUEST_FILE = "request.yaml"
+PHOTOS = "photos"
 BASE = "base"
 
 
@@ -43,8 +47,9 @@ class Request:
         return any(t in ("image", "both") for t in self.towers)
 
 
-def load_request(path: Path | str, after: str = BASE) -> Request:
-    path = Path(path)
+def load_request(folder: Path | str, after: str = BASE) -> Request:
+    folder = Path(folder)
+    path = folder / REQUEST_FILE
     where = str(path)
     if not path.is_file():
         raise PipelineError(f"request file {where} not found (requests.chain names it)")
@@ -53,13 +58,13 @@ def load_request(path: Path | str, after: str = BASE) -> Request:
     except yaml.YAMLError as exc:
         raise PipelineError(f"{where}: not valid YAML ({str(exc).splitlines()[0]})") from None
     if not isinstance(data, dict):
-        raise PipelineError(f"{where}: expected a mapping with keys id, names (and optionally photos, towers)")
+        raise PipelineError(f"{where}: expected a mapping with keys id, names (and optionally towers)")
     unknown = sorted(set(data) - KEYS)
     if unknown:
         raise PipelineError(f"{where}: unknown key {unknown[0]!r}; allowed: {', '.join(sorted(KEYS))}")
     rid = check_name(data.get("id", ""), f"{where}: id")
-    if rid != path.stem:
-        raise PipelineError(f"{where}: id {rid!r} must equal the file name ({path.stem!r})")
+    if rid != folder.name:
+        raise PipelineError(f"{where}: id {rid!r} must equal its folder's name ({folder.name!r})")
     names = data.get("names")
     if not isinstance(names, list) or not names:
         raise PipelineError(f"{where}: names must be a non-empty list of full names (an empty request removes no one)")
@@ -68,8 +73,8 @@ def load_request(path: Path | str, after: str = BASE) -> Request:
         if not isinstance(name, str) or not " ".join(name.split()):
             raise PipelineError(f"{where}: names holds {name!r}; each entry must be a person's full name")
         name = " ".join(name.split())
-        folder, why = slug(name)
-        if folder is None:
+        sub, why = slug(name)
+        if sub is None:
             raise PipelineError(f"{where}: {why}")
         if name in clean:
             raise PipelineError(f"{where}: {name!r} appears twice in names")
@@ -77,11 +82,7 @@ def load_request(path: Path | str, after: str = BASE) -> Request:
     towers = data.get("towers", list(TOWERS))
     if not isinstance(towers, list) or not towers or any(t not in TOWERS for t in towers) or len(set(towers)) != len(towers):
         raise PipelineError(f"{where}: towers = {towers!r}; expected a list of distinct entries of {', '.join(TOWERS)}")
-    photos = data.get("photos", "") or ""
-    if not isinstance(photos, str):
-        raise PipelineError(f"{where}: photos must be a folder path relative to the repository")
-    if photos and (Path(photos).is_absolute() or ".." in Path(photos).parts):
-        raise PipelineError(f"{where}: photos = {photos!r} must be a folder inside the repository (relative, no '..')")
+    photos = str(folder / PHOTOS) if (folder / PHOTOS).is_dir() else ""
     return Request(rid, tuple(clean), photos, tuple(t for t in TOWERS if t in towers), after, where)
 
 
@@ -100,7 +101,7 @@ def load_chain(chain: list, folder: Path | str = "requests") -> list[Request]:
         if after != previous:
             raise PipelineError(f"params.yaml: requests.chain[{i}] ({rid}) must start from {previous!r}, "
                                 f"the request before it, not {after!r}")
-        request = load_request(Path(folder) / f"{check_name(str(rid), f'requests.chain[{i}].id')}.yaml", after)
+        request = load_request(Path(folder) / check_name(str(rid), f"requests.chain[{i}].id"), after)
         for name in request.names:
             if name in removed_by:
                 raise PipelineError(f"{request.source}: {name!r} was removed by request {removed_by[name]} already")
