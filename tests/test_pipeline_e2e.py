@@ -3,8 +3,9 @@ import json
 
 import pandas as pd
 import pytest
+import yaml
 
-from tests.e2e_helpers import TINY, dvc
+from tests.e2e_helpers import TINY, dvc, make_repo_copy
 
 pytestmark = pytest.mark.slow
 KS = TINY["defend"]["text_ks"]  # image_ks is the same list in the tiny world
@@ -100,3 +101,19 @@ def test_no_output_holds_the_repository_path(repo):
             if needle in data:
                 holding.append(str(path.relative_to(repo)))
     assert checked > 100 and not holding, holding
+
+
+def lock_outs(repo, stages) -> dict:
+    lock = yaml.safe_load((repo / "dvc.lock").read_text())["stages"]
+    return {stage: {o["path"]: o["md5"] for o in lock[stage]["outs"]} for stage in stages}
+
+
+def test_a_clone_in_another_folder_downloads_to_the_same_hashes(repo, tmp_path):
+    """Issue 13 point 1: the download stages in a second copy, at another path of another
+    length, give byte-identical outputs (same DVC hashes) as the first."""
+    (tmp_path / "somewhere" / "else entirely").mkdir(parents=True)
+    other = make_repo_copy(tmp_path / "somewhere" / "else entirely")
+    stages = ["world", "download_facescrub", "download_laion"]
+    done = dvc(["repro", *stages[1:]], other)
+    assert done.returncode == 0, done.stderr
+    assert lock_outs(other, stages) == lock_outs(repo, stages)
