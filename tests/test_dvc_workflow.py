@@ -33,14 +33,12 @@ def test_exp_run_reruns_only_downstream_stages(reproduced_repo):
             "beta: 0.6", "beta: 0.7", 1))
         assert stale_stages(repo) == {f"defend_text@{k}" for k in ks}
         run(["git", "checkout", "--", "params.yaml"], repo)
-        # ... and an experiment reruns exactly the stages under the param it changes (here:
-        # which people are removed; test_another_world_seed... aggregates it as removal seed 1).
-        out = dvc(["exp", "run", "-n", "removal1", "-S", "defend.seed=1"], repo).stdout
+        # ... and the experiment reruns exactly those and what depends on their outputs.
+        out = dvc(["exp", "run", "-n", "beta07", "-S", "defend.text.beta=0.7"], repo).stdout
         ran = set(re.findall(r"Running stage '([^']+)'", out))
-        towers = {f"{e}-{k}" for e in ("image", "both") for k in both_ks}
-        assert ran == ({f"defend_text@{k}" for k in ks} | {f"defend_image@{k}" for k in both_ks}
-                       | {f"combine@{k}" for k in both_ks} | {f"evaluate_text@{k}" for k in ks}
-                       | {f"evaluate_towers@{t}" for t in towers} | {"report"})
+        assert ran == ({f"defend_text@{k}" for k in ks} | {f"combine@{k}" for k in both_ks}
+                       | {f"evaluate_text@{k}" for k in ks} | {f"evaluate_towers@both-{k}" for k in both_ks}
+                       | {"report"})
     finally:
         run(["git", "checkout", "--", "."], repo)
         dvc(["checkout", "--force"], repo)
@@ -53,25 +51,26 @@ def commit_all(repo, message: str) -> None:
         assert run(["git", "commit", "-q", "-m", message], repo).returncode == 0
 
 
-def ensure_removal1(repo) -> None:
-    """The removal-seed-1 experiment that test_exp_run_reruns_only_downstream_stages makes
-    (made here when a test runs alone)."""
-    if "removal1" not in dvc(["exp", "list", "--name-only"], repo).stdout.split():
+def ensure_experiment(repo, name: str, *sets: str) -> None:
+    """An experiment another test of this file made (made here when a test runs alone)."""
+    if name not in dvc(["exp", "list", "--name-only"], repo).stdout.split():
         commit_all(repo, "baseline")
-        dvc(["exp", "run", "-n", "removal1", "-S", "defend.seed=1"], repo)
+        dvc(["exp", "run", "-n", name, *(x for s in sets for x in ("-S", s))], repo)
         run(["git", "checkout", "--", "."], repo)
         dvc(["checkout", "--force"], repo)
 
 
 def test_another_world_seed_runs_and_removal_seeds_aggregate(reproduced_repo):
-    """Issue 13 points 3 and 6: the tiny pipeline runs end to end on a second world seed (other
-    people, another base model) with no hand edit, and the seed aggregation reads both worlds
-    and a second removal seed from the experiments DVC cached."""
+    """Issue 13 points 3 and 6: the tiny pipeline runs on a second world seed (other people,
+    another base model) with no hand edit, up to every evaluation, and the seed aggregation
+    reads both worlds from the experiments DVC cached (leaving out the beta experiment, whose
+    params differ; mean and spread over several removal seeds: tests/test_seeds.py)."""
     repo = reproduced_repo
     commit_all(repo, "baseline")
     try:
-        ensure_removal1(repo)
-        dvc(["exp", "run", "-n", "world7", "-S", "world.seed=7"], repo)
+        ensure_experiment(repo, "beta07", "defend.text.beta=0.7")
+        # every evaluation, not the report: the aggregation reads only the metrics
+        dvc(["exp", "run", "-n", "world7", "-S", "world.seed=7", "evaluate_text", "evaluate_towers"], repo)
         assert json.loads((repo / "metrics/idia_before.json").read_text())["members"] >= 5
         run(["git", "checkout", "--", "."], repo)
         dvc(["checkout", "--force"], repo)
@@ -86,21 +85,18 @@ def test_another_world_seed_runs_and_removal_seeds_aggregate(reproduced_repo):
     summary = json.loads((repo / "metrics/seeds.json").read_text())
     worlds = summary["groups"]
     assert set(worlds) == {"world.seed=1234", "world.seed=7"}
-    assert worlds["world.seed=1234"]["removal_seeds"] == [0, 1]
-    assert worlds["world.seed=7"]["removal_seeds"] == [0]
+    assert worlds["world.seed=1234"]["removal_seeds"] == worlds["world.seed=7"]["removal_seeds"] == [0]
     shown = json.loads(shown_text)
     by_name = {exp["name"]: rev["data"]["metrics"] for base in shown for exp in base.get("experiments") or []
                for rev in exp["revs"]}
     base = json.loads((repo / "metrics/evaluate/image-k2.json").read_text())
-    other = by_name["removal1"]["metrics/evaluate/image-k2.json"]["data"]
-    stats = worlds["world.seed=1234"]["runs"]["image-k2"]["wrongfully_unlearned_pct"]
-    values = [base["wrongfully_unlearned_pct"], other["wrongfully_unlearned_pct"]]
-    assert stats == {"mean": round(sum(values) / 2, 6), "min": round(min(values), 6),
-                     "max": round(max(values), 6), "n": 2}
+    assert worlds["world.seed=1234"]["runs"]["image-k2"]["wrongfully_unlearned_pct"]["mean"] == \
+        round(base["wrongfully_unlearned_pct"], 6)
     world7 = by_name["world7"]["metrics/evaluate/both-k2.json"]["data"]
     assert worlds["world.seed=7"]["runs"]["both-k2"]["tpr_removed"]["mean"] == world7["tpr_removed"]
+    assert world7 != by_name["beta07"]["metrics/evaluate/both-k2.json"]["data"]   # other people, other numbers
     names = {e["name"] for e in summary["experiments"]}
-    assert names == {"workspace", "removal1", "world7"}
+    assert names == {"workspace", "world7"}      # beta07 ran other params: not a seed of this table
 
 
 def test_an_experiment_travels_to_another_clone_through_git_and_dvc_remotes(reproduced_repo, tmp_path):
@@ -108,7 +104,7 @@ def test_an_experiment_travels_to_another_clone_through_git_and_dvc_remotes(repr
     is pushed (`dvc exp push`) and pulled on the other (`dvc exp pull`), with its metrics and
     its cached outputs, and the seed aggregation there counts it."""
     repo = reproduced_repo
-    ensure_removal1(repo)
+    ensure_experiment(repo, "beta07", "defend.text.beta=0.7")
     git_remote, dvc_remote, other = tmp_path / "origin.git", tmp_path / "dvc-remote", tmp_path / "machine-b"
     assert run(["git", "init", "-q", "--bare", str(git_remote)], tmp_path).returncode == 0
     run(["git", "remote", "remove", "origin"], repo)
@@ -117,20 +113,20 @@ def test_an_experiment_travels_to_another_clone_through_git_and_dvc_remotes(repr
     dvc(["remote", "add", "--local", "-f", "-d", "machines", str(dvc_remote)], repo)
     try:
         dvc(["push"], repo)                                  # the baseline's outputs
-        dvc(["exp", "push", "origin", "removal1"], repo)     # the experiment: git refs + its cache
+        dvc(["exp", "push", "origin", "beta07"], repo)       # the experiment: git refs + its cache
     finally:  # the later remote tests set their own default remote
         dvc(["remote", "remove", "--local", "machines"], repo)
     assert run(["git", "clone", "-q", "-b", "main", str(git_remote), str(other)], tmp_path).returncode == 0
     dvc(["remote", "add", "--local", "-d", "machines", str(dvc_remote)], other)
-    dvc(["exp", "pull", "origin", "removal1"], other)
+    dvc(["exp", "pull", "origin", "beta07"], other)
     shown = json.loads(dvc(["exp", "show", "--json"], other).stdout)
     pulled = {exp["name"]: rev["data"] for base in shown for exp in base.get("experiments") or [] for rev in exp["revs"]}
     here = json.loads(dvc(["exp", "show", "--json"], repo).stdout)
     local = {exp["name"]: rev["data"] for base in here for exp in base.get("experiments") or [] for rev in exp["revs"]}
-    assert pulled["removal1"]["metrics"] == local["removal1"]["metrics"]
-    dvc(["exp", "apply", "removal1"], other)
+    assert pulled["beta07"]["metrics"] == local["beta07"]["metrics"]
+    dvc(["exp", "apply", "beta07"], other)
     dvc(["checkout"], other)
-    lock = yaml.safe_load((other / "dvc.lock").read_text())["stages"]["defend_image@1"]
+    lock = yaml.safe_load((other / "dvc.lock").read_text())["stages"]["defend_text@2"]
     assert (other / lock["outs"][0]["path"] / "model.safetensors").is_file()
     assert stale_stages(other) == set()                  # every output came from the remote
 

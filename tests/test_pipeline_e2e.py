@@ -8,7 +8,9 @@ import yaml
 from tests.e2e_helpers import TINY, dvc, make_repo_copy
 
 pytestmark = pytest.mark.slow
-KS = TINY["defend"]["text_ks"]  # image_ks is the same list in the tiny world
+KS = TINY["defend"]["text_ks"]
+IMAGE_KS = TINY["defend"]["image_ks"]
+RUNS = [("text", k) for k in KS] + [(e, k) for e in ("image", "both") for k in IMAGE_KS]
 
 
 @pytest.fixture
@@ -38,8 +40,7 @@ def test_download_reports_count_everything(repo):
     assert laion["downloaded"] == laion["rows_read"] > 0
 
 
-@pytest.mark.parametrize("encoder", ["text", "image", "both"])
-@pytest.mark.parametrize("k", KS)
+@pytest.mark.parametrize("encoder, k", RUNS)
 def test_every_defense_evaluated(repo, encoder, k):
     m = metrics(repo, f"evaluate/{encoder}-k{k}.json")
     assert m["k"] == k and m["encoder"] == encoder
@@ -56,7 +57,7 @@ def test_every_defense_evaluated(repo, encoder, k):
 
 @pytest.mark.parametrize("encoder", ["image", "both"])
 def test_image_and_combined_defenses_lower_the_removed_identities_templates(repo, encoder):
-    m = metrics(repo, f"evaluate/{encoder}-k{KS[-1]}.json")
+    m = metrics(repo, f"evaluate/{encoder}-k{IMAGE_KS[-1]}.json")
     assert m["correct_templates_removed_after"] < m["correct_templates_removed_before"]
 
 
@@ -75,7 +76,7 @@ def test_removal_sets_are_nested(repo):
 def test_image_defense_leaves_the_text_tower_alone(repo):
     from safetensors.torch import load_file
     base = load_file(repo / "data/base_model/model.safetensors")
-    image = load_file(repo / f"data/defended/image-k{KS[0]}/model.safetensors")
+    image = load_file(repo / f"data/defended/image-k{IMAGE_KS[0]}/model.safetensors")
     changed = {k for k in base if not (base[k] == image[k]).all()}
     assert changed and all(k.startswith("visual.") for k in changed)
 
