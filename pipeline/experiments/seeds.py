@@ -269,11 +269,13 @@ def replace_block(text: str, block: str) -> str:
 def draw(summary: dict, path: Path) -> Path:
     """TPR on the removed and wrongfully unlearned per K: the mean, with the min-max band."""
     import matplotlib
+    import matplotlib.ticker
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
     groups = list(summary["groups"])
-    fig, axes = plt.subplots(2, len(groups), figsize=(4.2 * len(groups) + 1.5, 6.0), squeeze=False)
+    fig, axes = plt.subplots(2, len(groups), figsize=(4.2 * len(groups) + 1.5, 6.0), squeeze=False,
+                             sharey="row")  # one scale per measure, so the worlds compare at a glance
     colors = {"text": "#1f77b4", "image": "#d62728", "both": "#2ca02c"}
     for col, group in enumerate(groups):
         entry = summary["groups"][group]
@@ -292,6 +294,7 @@ def draw(summary: dict, path: Path) -> Path:
                 ax.fill_between(ks, [m[key]["min"] for _, m in points], [m[key]["max"] for _, m in points],
                                 color=colors.get(encoder), alpha=0.2)
             ax.set_xscale("log", base=2)
+            ax.xaxis.set_major_formatter(matplotlib.ticker.FuncFormatter(lambda v, _: f"{v:g}"))
             ax.set_xlabel("K (people removed)")
             ax.set_ylabel(label)
             ax.set_title(f"{group}\nremoval seeds {', '.join(map(str, entry['removal_seeds']))}", fontsize=8)
