@@ -34,6 +34,7 @@ import yaml
 
 from pipeline.core.errors import PipelineError
 from pipeline.core.paths import ENCODERS, METRICS, metrics_file, parse_run_name
+from pipeline.profiles import flatten
 
 REMOVAL_SEED = "defend.seed"
 # The demo: one group per world seed. The paper sweep (pipeline.profiles --sweep) also varies
@@ -94,17 +95,6 @@ class SeedRun:
     removal_seed: int
     runs: dict[str, dict[str, float]] = field(default_factory=dict)   # run -> measure -> value
     targets: dict[str, str] = field(default_factory=dict)              # text run -> placeholder used
-
-
-def flatten(tree: dict, prefix: str = "") -> dict[str, object]:
-    flat = {}
-    for key, value in tree.items():
-        dotted = f"{prefix}{key}"
-        if isinstance(value, dict):
-            flat.update(flatten(value, dotted + "."))
-        else:
-            flat[dotted] = value
-    return flat
 
 
 def _params(data: dict) -> dict[str, object]:
