@@ -136,6 +136,11 @@ def _value(metrics: dict, path: tuple[str, ...]) -> float | None:
     return float(node) if isinstance(node, (int, float)) else None
 
 
+def _measures(evaluation: dict) -> dict[str, float]:
+    """The MEASURES of one run's metrics/evaluate/<run>.json, scaled (zero-shot in points)."""
+    return {key: v * scale for key, path, scale in MEASURES if (v := _value(evaluation, path)) is not None}
+
+
 def run_names(params: dict[str, object]) -> list[str]:
     """The runs the params ask for: text at every text K, image and both at every image K."""
     text_ks, image_ks = params["defend.text_ks"], params["defend.image_ks"]
@@ -172,8 +177,7 @@ def collect(exp_show: list[dict], code_paths: set[str] | None = None, *, design:
             evaluation = metrics.get(str(metrics_file("evaluate", run)))
             if not evaluation:
                 break
-            per_run[run] = {key: v for key, path, scale in MEASURES
-                            if (v := _value(evaluation, path)) is not None and (v := v * scale) is not None}
+            per_run[run] = _measures(evaluation)
         else:
             group = tuple(params.get(k) for k in design["groups"])
             key = (group, int(params[REMOVAL_SEED]))
@@ -320,8 +324,7 @@ def experiment_measures(exp_show: list[dict], name: str) -> tuple[dict[str, obje
             for run in run_names(params):
                 evaluation = ((data.get("metrics") or {}).get(str(metrics_file("evaluate", run))) or {}).get("data")
                 if evaluation:
-                    runs[run] = {key: v * scale for key, path, scale in MEASURES
-                                 if (v := _value(evaluation, path)) is not None}
+                    runs[run] = _measures(evaluation)
             return params, runs
     raise PipelineError(f"no finished experiment named {name!r} in dvc exp show -A")
 
