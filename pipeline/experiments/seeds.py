@@ -270,7 +270,7 @@ def draw(summary: dict, path: Path) -> Path:
     groups = list(summary["groups"])
     fig, axes = plt.subplots(2, len(groups), figsize=(4.2 * len(groups) + 1.5, 6.0), squeeze=False,
                              sharey="row")  # one scale per measure, so the worlds compare at a glance
-    colors = {"text": "#1f77b4", "image": "#d62728", "both": "#2ca02c"}
+    from pipeline.reports.figures import ENCODER_COLORS as colors  # the report's colour per encoder
     for col, group in enumerate(groups):
         entry = summary["groups"][group]
         by_encoder: dict[str, list[tuple[int, dict]]] = {}
