@@ -100,3 +100,23 @@ def test_no_output_holds_the_repository_path(repo):
             if needle in data:
                 holding.append(str(path.relative_to(repo)))
     assert checked > 100 and not holding, holding
+
+
+def test_the_audit_probes_every_model_and_agrees_with_the_attack(repo):
+    """Issue 14: the base model's exact probe is the attack itself; every defended model gets
+    per-probe rates in [0, 1] and a verdict per family."""
+    from pipeline.audit.probes import VERDICTS
+
+    base = pd.read_csv(repo / "data/audit/base/probes.csv").set_index("name")
+    attack = pd.read_csv(repo / "data/idia_before/identities.csv").set_index("name")
+    assert base["exact"].to_dict() == attack["correct_templates"].to_dict()
+    for encoder, k in [("text", k) for k in KS] + [(e, k) for e in ("image", "both") for k in KS]:
+        m = metrics(repo, f"audit/{encoder}-k{k}.json")
+        assert {"exact", "name_typo", "prompts_heldout", "photo_mirrored"} <= set(m["probes"])
+        for probe in m["probes"].values():
+            for key in ("tpr_removed", "tpr_removed_base", "residual"):
+                assert probe[key] is None or 0.0 <= probe[key] <= 1.0
+            assert 0.0 <= probe["wrongfully_unlearned_pct"] <= 100.0
+        assert {f["verdict"] for f in m["families"].values()} <= set(VERDICTS)
+        auc = m["removal_detector_auc"]
+        assert (auc is None) == (encoder == "image") and (auc is None or 0.0 <= auc <= 1.0)

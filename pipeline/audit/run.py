@@ -27,6 +27,7 @@ from PIL import Image
 from pipeline.models.image_encoding import encode_images
 
 NOT_APPLICABLE = -1
+PROBES_FILE = "probes.csv"
 
 
 def _votes_per_identity(image_emb: Tensor, text_emb: Tensor, texts_of_candidates: list[str],

@@ -246,6 +246,14 @@ class Defend:
 
 
 @section
+class Audit:
+    seed: NonNegative          # which letters the typo, dropped-letter and homoglyph variants touch
+    batch_size: Positive
+    device: Device
+    bf16: Bool
+
+
+@section
 class Report:
     pseudonymize: Bool
     salt: Annotated[Str, Field(min_length=1)] | Int
@@ -256,4 +264,4 @@ class Report:
 SECTIONS = {"world": WorldParams, "sources": Sources, "download_facescrub": DownloadFacescrub,
             "download_laion": DownloadLaion, "splits": Splits, "base_model": BaseModel,
             "idia_before": IdiaBefore, "utility_before": UtilityBefore, "defend": Defend,
-            "evaluate": Evaluate, "report": Report}
+            "evaluate": Evaluate, "audit": Audit, "report": Report}
