@@ -6,7 +6,7 @@ export HF_HUB_OFFLINE ?= 1
 export NO_ALBUMENTATIONS_UPDATE := 1
 export DVC_NO_ANALYTICS := 1
 
-.PHONY: install demo test
+.PHONY: install demo test seeds
 
 $(BIN)/activate:
 	$(PYTHON) -m venv $(VENV)
@@ -21,3 +21,8 @@ demo: install
 
 test: install
 	PATH=$(CURDIR)/$(BIN):$$PATH $(BIN)/python -m pytest
+
+# The README's results table over removal seeds, from the cached DVC experiments
+# (queue them with: dvc exp run --queue -S defend.seed=1 ...; docs in README).
+seeds: install
+	PATH=$(CURDIR)/$(BIN):$$PATH $(BIN)/python -m pipeline.experiments.seeds --min-seeds 3

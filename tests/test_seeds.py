@@ -146,3 +146,36 @@ def test_the_paper_sweep_groups_by_lambda_and_varies_the_training_seeds_with_the
     assert set(summary["groups"]) == {with_reg, no_reg}
     assert summary["groups"][with_reg]["runs"]["text-k1"]["tpr_removed"] == {"mean": 0.25, "min": 0.0, "max": 0.5, "n": 2}
     assert summary["groups"][no_reg]["removal_seeds"] == [0, 1]
+
+
+def test_queue_mode_names_only_the_missing_pairs():
+    runs = seeds.collect(exp_show())
+    commands = seeds.missing_runs(runs, [1234, 99], [0, 1, 2], workspace_world=1234)
+    assert [c[5] for c in commands] == ["w99-s1", "w99-s2"]
+    assert commands[0] == ["dvc", "exp", "run", "--queue", "-n", "w99-s1", "-S", "world.seed=99", "-S", "defend.seed=1"]
+    assert seeds.missing_runs(runs, [1234], [3], 1234)[0][-2:] == ["-S", "defend.seed=3"]
+
+
+def test_targets_are_checked_on_the_means():
+    runs = {"image-k4": {"tpr_removed": {"mean": 0.25}, "zeroshot_hair_top1_change_pts": {"mean": -1.2}},
+            "both-k1": {"tpr_removed": {"mean": 0.1}}}
+    out = seeds.check_targets(runs)
+    assert out["image-k4 tpr_removed"]["met"] is True                 # on the limit counts as met
+    assert out["image-k4 zeroshot_hair_top1_change_pts"]["met"] is False   # |-1.2| > 1 point
+    assert out["both-k1 tpr_removed"]["met"] is False
+    assert "both-k4 tpr_removed" not in out                            # not measured, not claimed
+
+
+def test_compare_a_thread_count_experiment_with_the_spread():
+    shown = exp_show()
+    threads = rev_data(1234, 0, 0.9)
+    threads["params"]["params.yaml"]["data"]["defend"]["threads"] = 1   # other params: not aggregated
+    shown[1]["experiments"].append(experiment("threads1", threads))
+    summary = seeds.aggregate(seeds.collect(shown))
+    assert "threads1" not in {e["name"] for e in summary["experiments"]}
+    params, runs = seeds.experiment_measures(shown, "threads1")
+    verdicts = seeds.within_spread(summary, "world.seed=1234", runs)
+    assert verdicts["image-k1 tpr_removed"] == {"value": 0.9, "min": 0.0, "max": 0.5, "inside": False}
+    assert verdicts["text-k1 fpr"] == {"value": 0.0, "min": 0.0, "max": 0.0, "inside": True}
+    with pytest.raises(PipelineError, match="no finished experiment named 'nope'"):
+        seeds.experiment_measures(shown, "nope")

@@ -57,6 +57,33 @@ MEASURES = (
 )
 
 
+# The results issue's targets (issue 13, point 4 and 5), checked on the means over removal seeds:
+# (run, measure, "max" = the mean must not exceed the limit / "abs" = |mean| must not exceed it).
+TARGETS = (
+    ("text-k16", "wrongfully_unlearned_pct", "max", 5.0),
+    ("image-k4", "tpr_removed", "max", 0.25),
+    ("image-k4", "wrongfully_unlearned_pct", "max", 10.0),
+    ("image-k4", "zeroshot_hair_top1_change_pts", "abs", 1.0),
+    ("image-k4", "zeroshot_scenes_top1_change_pts", "abs", 1.0),
+    ("both-k1", "tpr_removed", "max", 0.05),
+    ("both-k4", "tpr_removed", "max", 0.05),
+    ("both-k4", "wrongfully_unlearned_pct", "max", 10.0),
+)
+
+
+def check_targets(runs: dict[str, dict]) -> dict[str, dict]:
+    """Each target whose run was measured: the mean, the limit, and whether it is met."""
+    out = {}
+    for run, measure, kind, limit in TARGETS:
+        stats = runs.get(run, {}).get(measure)
+        if stats is None:
+            continue
+        value = abs(stats["mean"]) if kind == "abs" else stats["mean"]
+        out[f"{run} {measure}"] = {"mean": stats["mean"], "limit": limit, "rule": kind,
+                                   "met": bool(value <= limit)}
+    return out
+
+
 @dataclass
 class SeedRun:
     """One experiment (or the workspace): its group (values of the group params), its removal
@@ -199,7 +226,8 @@ def aggregate(seed_runs: list[SeedRun], min_seeds: int = 1, design: dict = DEMO)
             runs[run] = {key: _stats([m.runs[run][key] for m in members if key in m.runs.get(run, {})])
                          for key, _, _ in MEASURES if all(key in m.runs.get(run, {}) for m in members)}
         out["groups"][label] = {"params": dict(zip(design["groups"], group)),
-                                "removal_seeds": [m.removal_seed for m in members], "runs": runs}
+                                "removal_seeds": [m.removal_seed for m in members], "runs": runs,
+                                "targets": check_targets(runs)}
     out["experiments"] = [{"name": r.name, "rev": r.rev, "group": group_label(design["groups"], r.group),
                            "removal_seed": r.removal_seed,
                            "text_target": sorted(set(r.targets.values()))} for r in seed_runs]
@@ -276,6 +304,50 @@ def draw(summary: dict, path: Path) -> Path:
     return path
 
 
+def missing_runs(seed_runs: list[SeedRun], worlds: list[int], removal_seeds: list[int],
+                 workspace_world: int) -> list[list[str]]:
+    """`dvc exp run --queue` commands for the (world seed, removal seed) pairs no experiment has."""
+    have = {(r.group, r.removal_seed) for r in seed_runs}
+    commands = []
+    for world in worlds:
+        for seed in removal_seeds:
+            if ((world,), seed) in have:
+                continue
+            sets = (["-S", f"world.seed={world}"] if world != workspace_world else []) + ["-S", f"{REMOVAL_SEED}={seed}"]
+            commands.append(["dvc", "exp", "run", "--queue", "-n", f"w{world}-s{seed}", *sets])
+    return commands
+
+
+def experiment_measures(exp_show: list[dict], name: str) -> tuple[dict[str, object], dict[str, dict[str, float]]]:
+    """(params, run -> measure -> value) of one named experiment, whatever its params."""
+    for exp_name, _, data in iter_revs(exp_show):
+        if exp_name == name:
+            params = _params(data)
+            runs = {}
+            for run in run_names(params):
+                evaluation = ((data.get("metrics") or {}).get(str(metrics_file("evaluate", run))) or {}).get("data")
+                if evaluation:
+                    runs[run] = {key: v * scale for key, path, scale in MEASURES
+                                 if (v := _value(evaluation, path)) is not None}
+            return params, runs
+    raise PipelineError(f"no finished experiment named {name!r} in dvc exp show -A")
+
+
+def within_spread(summary: dict, label: str, runs: dict[str, dict[str, float]], slack: dict[str, float] | None = None) -> dict:
+    """Per run and measure: the experiment's value, the group's [min, max], and whether it lies inside."""
+    group = summary["groups"].get(label)
+    if group is None:
+        raise PipelineError(f"no group {label!r} in the seed summary; groups: {', '.join(summary['groups'])}")
+    out = {}
+    for run, measures in runs.items():
+        for key, value in measures.items():
+            stats = group["runs"].get(run, {}).get(key)
+            if stats:
+                out[f"{run} {key}"] = {"value": round(value, 6), "min": stats["min"], "max": stats["max"],
+                                       "inside": stats["min"] - 1e-9 <= value <= stats["max"] + 1e-9}
+    return out
+
+
 def exp_show_json() -> list[dict]:
     done = subprocess.run(["dvc", "exp", "show", "--json", "-A", "--no-pager"], capture_output=True, text=True)
     if done.returncode != 0:
@@ -290,6 +362,12 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--no-readme", action="store_true", help="leave README.md alone")
     ap.add_argument("--profile", help="aggregate a profile's sweep (e.g. paper): its params are the "
                     "reference, groups = world seed x lambda")
+    ap.add_argument("--queue", nargs=2, metavar=("WORLDS", "SEEDS"),
+                    help="queue the missing experiments instead, e.g. --queue 1234,99 0,1,2 "
+                         "(then: dvc queue start -j 1; rerun this without --queue when they are done)")
+    ap.add_argument("--compare", metavar="EXPERIMENT",
+                    help="say whether a named experiment (e.g. one run with other torch threads) lies "
+                         "inside its world's spread over removal seeds; writes nothing")
     ap.add_argument("--output", type=Path, help=f"JSON summary (default {OUTPUT}; metrics/seeds-<profile>.json)")
     ap.add_argument("--figure", type=Path, help=f"PNG figure (default {FIGURE}; docs/figures/seeds-<profile>.png)")
     args = ap.parse_args(argv)
@@ -304,10 +382,32 @@ def main(argv: list[str] | None = None) -> int:
             from pipeline.profiles import overrides_for
             design, reference = PAPER_SWEEP, overrides_for(args.profile)
         seed_runs = collect(exp_show, metric_code(lock) if lock else None, design=design, reference=reference)
+        if args.queue:
+            if args.profile:
+                raise PipelineError("--queue fills in demo seeds; the paper sweep queues with "
+                                    "python -m pipeline.profiles paper --sweep")
+            worlds, removal = ([int(x) for x in arg.split(",")] for arg in args.queue)
+            workspace_world = next(b for b in exp_show if b.get("rev") == "workspace")
+            workspace_world = int(_params(workspace_world["data"])["world.seed"])
+            for command in missing_runs(seed_runs, worlds, removal, workspace_world):
+                print(" ".join(command), file=sys.stderr)
+                done = subprocess.run(command, capture_output=True, text=True)
+                if done.returncode != 0:
+                    raise PipelineError(f"{' '.join(command)} failed: {done.stderr.strip()[-300:]}")
+            return 0
         if not seed_runs:
             raise PipelineError("no experiment ran the workspace's code and params; run `dvc repro` "
                                 "and queue seeds with `dvc exp run --queue -S defend.seed=N`")
         summary = aggregate(seed_runs, args.min_seeds, design)
+        if args.compare:
+            params, runs = experiment_measures(exp_show, args.compare)
+            label = group_label(design["groups"], tuple(params.get(k) for k in design["groups"]))
+            verdicts = within_spread(summary, label, runs)
+            for key, v in verdicts.items():
+                print(f"{key}: {v['value']:.4g} in [{v['min']:.4g}, {v['max']:.4g}]: {'yes' if v['inside'] else 'NO'}")
+            outside = [k for k, v in verdicts.items() if not v["inside"]]
+            print(f"{args.compare}: {len(verdicts) - len(outside)} of {len(verdicts)} inside the spread of {label}")
+            return 0
         table = markdown_table(summary)
         args.output.parent.mkdir(parents=True, exist_ok=True)
         args.output.write_text(json.dumps(summary, indent=2, sort_keys=False) + "\n")
@@ -318,6 +418,9 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {error}", file=sys.stderr)
         return 1
     print(table)
+    for label, entry in summary["groups"].items():
+        missed = [t for t, v in entry["targets"].items() if not v["met"]]
+        print(f"{label}: targets missed: {', '.join(missed) if missed else 'none'}", file=sys.stderr)
     for r in seed_runs:
         print(f"  {r.name} ({r.rev if r.rev == 'workspace' else r.rev[:7]}): "
               f"{group_label(design['groups'], r.group)}, removal seed {r.removal_seed}", file=sys.stderr)

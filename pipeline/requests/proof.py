@@ -1,0 +1,94 @@
+"""The proof a removal request hands over: per person what the attack found before and after,
+what the removal cost, what was run, and a verdict in words with the rule that produced it.
+
+Only the proof carries a date (it is a summary); no data output depends on the clock.
+"""
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+
+import pandas as pd
+
+from pipeline.attack.templates import IDIA_TEMPLATES
+
+RULES = {
+    "removed": "identified before (correct templates >= tau) and not after",
+    "not removed": "identified before and still identified after",
+    "not identified before": "the base model did not identify this person, so the attack cannot show a change",
+}
+
+
+def sha256_of(path: Path | str, chunk: int = 1 << 20) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        while block := f.read(chunk):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def person_verdict(before: int, after: int, tau: int) -> str:
+    if before < tau:
+        return "not identified before"
+    return "not removed" if after >= tau else "removed"
+
+
+def people_rows(names: list[str], before: pd.DataFrame, after: pd.DataFrame, tau: int,
+                earlier: dict[str, str] | None = None) -> list[dict]:
+    """One row per person of this request and (re-checked) of every earlier request.
+    before/after: attack tables with name and correct_templates."""
+    b = before.set_index("name")["correct_templates"]
+    a = after.set_index("name")["correct_templates"]
+    rows = []
+    for name, request in [(n, None) for n in names] + sorted((earlier or {}).items()):
+        rb, ra = int(b[name]), int(a[name])
+        verdict = person_verdict(rb, ra, tau)
+        rows.append({"name": name, "request": request, "correct_before": rb, "correct_after": ra,
+                     "templates": len(IDIA_TEMPLATES), "identified_before": rb >= tau,
+                     "identified_after": ra >= tau, "verdict": verdict, "rule": RULES[verdict]})
+    return rows
+
+
+COSTS = ("wrongfully_unlearned", "wrongfully_unlearned_pct", "fpr", "fpr_before",
+         "newly_identified_nonmembers", "newly_recalled")
+
+
+def build_proof(request_id: str, tower: str, people: list[dict], metrics: dict, *, checkpoints: dict[str, str],
+                params: dict, code_version: str, date: str, added_to_candidates: list[str] = (),
+                unreadable_photos: dict[str, list[str]] | None = None) -> dict:
+    """The proof as JSON: every number is copied from `metrics` (the evaluate stage's dict)."""
+    costs = {k: metrics.get(k) for k in COSTS}
+    costs["zeroshot_top1_change_pts"] = {bench: round(100 * v["top1_change"], 3)
+                                         for bench, v in (metrics.get("zeroshot") or {}).items()}
+    for key in ("text_similarity", "image_similarity"):
+        if key in metrics:
+            costs[key] = metrics[key]
+    return {"request": request_id, "tower": tower, "people": people, "costs": costs,
+            "added_to_candidates": list(added_to_candidates), "unreadable_photos": unreadable_photos or {},
+            "checkpoints": checkpoints, "params": params, "code_version": code_version, "date": date}
+
+
+def render_markdown(proof: dict) -> str:
+    lines = [f"# Removal request {proof['request']}: {proof['tower']} tower(s)", "",
+             f"Produced {proof['date']} from code {proof['code_version']}.", "",
+             "| person | from request | correct templates before | after | verdict | rule |",
+             "|---|---|---|---|---|---|"]
+    for p in proof["people"]:
+        lines.append(f"| {p['name']} | {p['request'] or 'this one'} | {p['correct_before']}/{p['templates']} | "
+                     f"{p['correct_after']}/{p['templates']} | {p['verdict']} | {p['rule']} |")
+    c = proof["costs"]
+    lines += ["", "## What it cost", "",
+              f"- members wrongfully unlearned: {c['wrongfully_unlearned']} ({c['wrongfully_unlearned_pct']:.1f} %)",
+              f"- FPR on non-members: {c['fpr']} (before: {c['fpr_before']}); newly identified non-members: "
+              f"{c['newly_identified_nonmembers']}",
+              "- zero-shot top-1 change: " + ", ".join(f"{b} {v:+.2f} pts" for b, v in c["zeroshot_top1_change_pts"].items())]
+    if proof["added_to_candidates"]:
+        lines += ["", "Added to the attack's candidates (they were not among them): "
+                  + ", ".join(proof["added_to_candidates"])]
+    bad = {n: v for n, v in proof["unreadable_photos"].items() if v}
+    if bad:
+        lines += ["", "Unreadable photos (skipped): " + "; ".join(f"{n}: {', '.join(v)}" for n, v in bad.items())]
+    lines += ["", "## What was run", ""]
+    lines += [f"- {role} checkpoint sha256 `{digest}`" for role, digest in proof["checkpoints"].items()]
+    lines += ["", "```yaml"] + [f"{k}: {v}" for k, v in proof["params"].items()] + ["```", ""]
+    return "\n".join(lines)

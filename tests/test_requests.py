@@ -1,0 +1,111 @@
+"""Removal requests: the request file and the chain of requests (pipeline/requests/request.py)."""
+import pytest
+import yaml
+
+from pipeline.core.errors import PipelineError
+from pipeline.requests.request import TOWERS, load_chain, load_request, photo_folder
+
+
+def write(folder, rid, **fields):
+    (folder / rid).mkdir(parents=True, exist_ok=True)
+    body = {"id": rid, **fields}
+    (folder / rid / "request.yaml").write_text(yaml.safe_dump(body))
+    return folder / rid
+
+
+def test_a_request_with_defaults_and_one_with_everything(tmp_path):
+    plain = load_request(write(tmp_path, "r1", names=["Ella  Anderson", "Bob O'Stone"]))
+    assert plain.names == ("Ella Anderson", "Bob O'Stone") and plain.towers == TOWERS and plain.photos == ""
+    assert plain.needs_photos
+    (tmp_path / "r2" / "photos").mkdir(parents=True)
+    full = load_request(write(tmp_path, "r2", names=["Ann Lee"], towers=["both", "text"]))
+    assert full.towers == ("text", "both") and full.photos == str(tmp_path / "r2" / "photos")
+    assert not load_request(write(tmp_path, "r3", names=["Ann Lee"], towers=["text"])).needs_photos
+
+
+@pytest.mark.parametrize("fields, message", [
+    ({"names": []}, "an empty request removes no one"),
+    ({}, "names must be a non-empty list"),
+    ({"names": ["Ann Lee", "Ann  Lee"]}, "'Ann Lee' appears twice"),
+    ({"names": ["Ann Lee", 5]}, "names holds 5"),
+    ({"names": ["../.."]}, "no letter or digit"),
+    ({"names": ["Ann Lee"], "towers": ["face"]}, "towers = \\['face'\\]"),
+    ({"names": ["Ann Lee"], "towers": ["text", "text"]}, "distinct entries"),
+    ({"names": ["Ann Lee"], "reason": "gdpr"}, "unknown key 'reason'"),
+])
+def test_bad_requests_are_one_clear_line(tmp_path, fields, message):
+    with pytest.raises(PipelineError, match=message):
+        load_request(write(tmp_path, "bad", **fields))
+
+
+def test_the_id_must_be_the_folder_name_and_a_safe_name(tmp_path):
+    (tmp_path / "r9").mkdir()
+    path = tmp_path / "r9" / "request.yaml"
+    path.write_text(yaml.safe_dump({"id": "r8", "names": ["Ann Lee"]}))
+    with pytest.raises(PipelineError, match="must equal its folder's name"):
+        load_request(tmp_path / "r9")
+    path.write_text(yaml.safe_dump({"id": "../r9", "names": ["Ann Lee"]}))
+    with pytest.raises(PipelineError, match="not allowed as a file name"):
+        load_request(tmp_path / "r9")
+    path.write_text("names: [unclosed")
+    with pytest.raises(PipelineError, match="not valid YAML"):
+        load_request(tmp_path / "r9")
+
+
+def test_a_chain_starts_from_base_and_each_request_from_the_one_before(tmp_path):
+    write(tmp_path, "a", names=["Ann Lee"])
+    write(tmp_path, "b", names=["Bob Stone"], towers=["text"])
+    chain = load_chain([{"id": "a", "after": "base"}, {"id": "b", "after": "a"}], tmp_path)
+    assert [(r.id, r.after) for r in chain] == [("a", "base"), ("b", "a")]
+    with pytest.raises(PipelineError, match=r"requests.chain\[1\] \(b\) must start from 'a'"):
+        load_chain([{"id": "a", "after": "base"}, {"id": "b", "after": "base"}], tmp_path)
+    with pytest.raises(PipelineError, match="request id 'a' is used twice"):
+        load_chain([{"id": "a", "after": "base"}, {"id": "a", "after": "a"}], tmp_path)
+    with pytest.raises(PipelineError, match=r"request file .*c/request.yaml not found"):
+        load_chain([{"id": "c", "after": "base"}], tmp_path)
+    write(tmp_path, "d", names=["Ann Lee"])
+    with pytest.raises(PipelineError, match="'Ann Lee' was removed by request a already"):
+        load_chain([{"id": "a", "after": "base"}, {"id": "d", "after": "a"}], tmp_path)
+    assert load_chain([], tmp_path) == []
+
+
+def test_photo_folder_is_the_slug_of_the_name(tmp_path):
+    (tmp_path / "requests" / "r1" / "photos" / "Bob_O'Stone").mkdir(parents=True)
+    request = load_request(write(tmp_path / "requests", "r1", names=["Bob O'Stone", "Ann Lee"]))
+    assert photo_folder(request, "Bob O'Stone").name == "Bob_O'Stone"
+    assert photo_folder(request, "Ann Lee") is None
+
+
+def test_the_proof_copies_the_metrics_and_states_each_verdict_with_its_rule(tmp_path):
+    import pandas as pd
+
+    from pipeline.requests.proof import RULES, build_proof, people_rows, render_markdown, sha256_of
+
+    before = pd.DataFrame({"name": ["Ann Lee", "Bob Stone", "Cy Twombly", "Dee Fill"],
+                           "correct_templates": [9, 0, 5, 4]})
+    after = pd.DataFrame({"name": ["Ann Lee", "Bob Stone", "Cy Twombly", "Dee Fill"],
+                          "correct_templates": [0, 0, 2, 0]})
+    people = people_rows(["Ann Lee", "Bob Stone"], before, after, tau=1,
+                         earlier={"Cy Twombly": "r0", "Dee Fill": "r0"})
+    assert [(p["name"], p["verdict"]) for p in people] == [
+        ("Ann Lee", "removed"), ("Bob Stone", "not identified before"),
+        ("Cy Twombly", "not removed"), ("Dee Fill", "removed")]
+    assert people[2]["request"] == "r0" and people[1]["rule"] == RULES["not identified before"]
+    metrics = {"wrongfully_unlearned": 3, "wrongfully_unlearned_pct": 3.9, "fpr": 0.025, "fpr_before": 0.0,
+               "newly_identified_nonmembers": 1, "newly_recalled": 0,
+               "zeroshot": {"hair": {"top1_change": -0.0125}}, "text_similarity": {"sim_clean": 0.99}}
+    (tmp_path / "m.safetensors").write_bytes(b"weights")
+    proof = build_proof("r1", "both", people, metrics, checkpoints={"input": "a" * 64,
+                        "output": sha256_of(tmp_path / "m.safetensors")}, params={"defend.seed": 0},
+                        code_version="abc1234", date="2026-12-03", added_to_candidates=["Bob Stone"],
+                        unreadable_photos={"Bob Stone": ["x.jpg: cannot identify image file"]})
+    for key in ("wrongfully_unlearned", "wrongfully_unlearned_pct", "fpr", "newly_identified_nonmembers"):
+        assert proof["costs"][key] == metrics[key]
+    assert proof["costs"]["zeroshot_top1_change_pts"] == {"hair": -1.25}
+    import hashlib
+    assert proof["checkpoints"]["output"] == hashlib.sha256(b"weights").hexdigest()
+    page = render_markdown(proof)
+    assert "| Cy Twombly | r0 | 5/21 | 2/21 | not removed |" in page
+    assert "members wrongfully unlearned: 3 (3.9 %)" in page and "hair -1.25 pts" in page
+    assert "Added to the attack's candidates (they were not among them): Bob Stone" in page
+    assert "x.jpg: cannot identify image file" in page and "2026-12-03" in page
