@@ -34,7 +34,7 @@ def test_exp_run_reruns_only_downstream_stages(reproduced_repo):
         assert stale_stages(repo) == {f"defend_text@{k}" for k in ks}
         run(["git", "checkout", "--", "params.yaml"], repo)
         # ... and the experiment reruns exactly those and what depends on their outputs.
-        out = dvc(["exp", "run", "-S", "defend.text.beta=0.7"], repo).stdout
+        out = dvc(["exp", "run", "-n", "beta07", "-S", "defend.text.beta=0.7"], repo).stdout
         ran = set(re.findall(r"Running stage '([^']+)'", out))
         assert ran == ({f"defend_text@{k}" for k in ks} | {f"combine@{k}" for k in both_ks}
                        | {f"evaluate_text@{k}" for k in ks} | {f"evaluate_towers@both-{k}" for k in both_ks}
@@ -44,6 +44,92 @@ def test_exp_run_reruns_only_downstream_stages(reproduced_repo):
         run(["git", "checkout", "--", "."], repo)
         dvc(["checkout", "--force"], repo)
     assert stale_stages(repo) == set()
+
+
+def commit_all(repo, message: str) -> None:
+    run(["git", "add", "-A"], repo)
+    if run(["git", "status", "--porcelain"], repo).stdout.strip():
+        assert run(["git", "commit", "-q", "-m", message], repo).returncode == 0
+
+
+def ensure_experiment(repo, name: str, *sets: str) -> None:
+    """An experiment another test of this file made (made here when a test runs alone)."""
+    if name not in dvc(["exp", "list", "--name-only"], repo).stdout.split():
+        commit_all(repo, "baseline")
+        dvc(["exp", "run", "-n", name, *(x for s in sets for x in ("-S", s))], repo)
+        run(["git", "checkout", "--", "."], repo)
+        dvc(["checkout", "--force"], repo)
+
+
+def test_another_world_seed_runs_and_removal_seeds_aggregate(reproduced_repo):
+    """Issue 13 points 3 and 6: the tiny pipeline runs on a second world seed (other people,
+    another base model) with no hand edit, up to every evaluation, and the seed aggregation
+    reads both worlds from the experiments DVC cached (leaving out the beta experiment, whose
+    params differ; mean and spread over several removal seeds: tests/test_seeds.py)."""
+    repo = reproduced_repo
+    commit_all(repo, "baseline")
+    try:
+        ensure_experiment(repo, "beta07", "defend.text.beta=0.7")
+        # every evaluation, not the report: the aggregation reads only the metrics
+        dvc(["exp", "run", "-n", "world7", "-S", "world.seed=7", "evaluate_text", "evaluate_towers"], repo)
+        assert json.loads((repo / "metrics/idia_before.json").read_text())["members"] >= 5
+        run(["git", "checkout", "--", "."], repo)
+        dvc(["checkout", "--force"], repo)
+        shown_text = dvc(["exp", "show", "--json", "-A"], repo).stdout
+        (repo / "exp.json").write_text(shown_text)
+        done = run([sys.executable, "-m", "pipeline.experiments.seeds", "--no-readme", "--min-seeds", "1",
+                    "--exp-json", "exp.json"], repo)
+        assert done.returncode == 0, done.stderr
+    finally:
+        run(["git", "checkout", "--", "."], repo)
+        dvc(["checkout", "--force"], repo)
+    summary = json.loads((repo / "metrics/seeds.json").read_text())
+    worlds = summary["groups"]
+    assert set(worlds) == {"world.seed=1234", "world.seed=7"}
+    assert worlds["world.seed=1234"]["removal_seeds"] == worlds["world.seed=7"]["removal_seeds"] == [0]
+    shown = json.loads(shown_text)
+    by_name = {exp["name"]: rev["data"]["metrics"] for base in shown for exp in base.get("experiments") or []
+               for rev in exp["revs"]}
+    base = json.loads((repo / "metrics/evaluate/image-k2.json").read_text())
+    assert worlds["world.seed=1234"]["runs"]["image-k2"]["wrongfully_unlearned_pct"]["mean"] == \
+        round(base["wrongfully_unlearned_pct"], 6)
+    world7 = by_name["world7"]["metrics/evaluate/both-k2.json"]["data"]
+    assert worlds["world.seed=7"]["runs"]["both-k2"]["tpr_removed"]["mean"] == world7["tpr_removed"]
+    assert world7 != by_name["beta07"]["metrics/evaluate/both-k2.json"]["data"]   # other people, other numbers
+    names = {e["name"] for e in summary["experiments"]}
+    assert names == {"workspace", "world7"}      # beta07 ran other params: not a seed of this table
+
+
+def test_an_experiment_travels_to_another_clone_through_git_and_dvc_remotes(reproduced_repo, tmp_path):
+    """Issue 16: two machines share one git remote and one DVC remote; an experiment run on one
+    is pushed (`dvc exp push`) and pulled on the other (`dvc exp pull`), with its metrics and
+    its cached outputs, and the seed aggregation there counts it."""
+    repo = reproduced_repo
+    ensure_experiment(repo, "beta07", "defend.text.beta=0.7")
+    git_remote, dvc_remote, other = tmp_path / "origin.git", tmp_path / "dvc-remote", tmp_path / "machine-b"
+    assert run(["git", "init", "-q", "--bare", str(git_remote)], tmp_path).returncode == 0
+    run(["git", "remote", "remove", "origin"], repo)
+    assert run(["git", "remote", "add", "origin", str(git_remote)], repo).returncode == 0
+    assert run(["git", "push", "-q", "origin", "HEAD:refs/heads/main"], repo).returncode == 0
+    dvc(["remote", "add", "--local", "-f", "-d", "machines", str(dvc_remote)], repo)
+    try:
+        dvc(["push"], repo)                                  # the baseline's outputs
+        dvc(["exp", "push", "origin", "beta07"], repo)       # the experiment: git refs + its cache
+    finally:  # the later remote tests set their own default remote
+        dvc(["remote", "remove", "--local", "machines"], repo)
+    assert run(["git", "clone", "-q", "-b", "main", str(git_remote), str(other)], tmp_path).returncode == 0
+    dvc(["remote", "add", "--local", "-d", "machines", str(dvc_remote)], other)
+    dvc(["exp", "pull", "origin", "beta07"], other)
+    shown = json.loads(dvc(["exp", "show", "--json"], other).stdout)
+    pulled = {exp["name"]: rev["data"] for base in shown for exp in base.get("experiments") or [] for rev in exp["revs"]}
+    here = json.loads(dvc(["exp", "show", "--json"], repo).stdout)
+    local = {exp["name"]: rev["data"] for base in here for exp in base.get("experiments") or [] for rev in exp["revs"]}
+    assert pulled["beta07"]["metrics"] == local["beta07"]["metrics"]
+    dvc(["exp", "apply", "beta07"], other)
+    dvc(["checkout"], other)
+    lock = yaml.safe_load((other / "dvc.lock").read_text())["stages"]["defend_text@2"]
+    assert (other / lock["outs"][0]["path"] / "model.safetensors").is_file()
+    assert stale_stages(other) == set()                  # every output came from the remote
 
 
 def roundtrip(repo, url: str, **options: str):

@@ -3,11 +3,14 @@ import json
 
 import pandas as pd
 import pytest
+import yaml
 
-from tests.e2e_helpers import TINY, dvc
+from tests.e2e_helpers import TINY, dvc, make_repo_copy
 
 pytestmark = pytest.mark.slow
-KS = TINY["defend"]["text_ks"]  # image_ks is the same list in the tiny world
+KS = TINY["defend"]["text_ks"]
+IMAGE_KS = TINY["defend"]["image_ks"]
+RUNS = [("text", k) for k in KS] + [(e, k) for e in ("image", "both") for k in IMAGE_KS]
 
 
 @pytest.fixture
@@ -37,8 +40,7 @@ def test_download_reports_count_everything(repo):
     assert laion["downloaded"] == laion["rows_read"] > 0
 
 
-@pytest.mark.parametrize("encoder", ["text", "image", "both"])
-@pytest.mark.parametrize("k", KS)
+@pytest.mark.parametrize("encoder, k", RUNS)
 def test_every_defense_evaluated(repo, encoder, k):
     m = metrics(repo, f"evaluate/{encoder}-k{k}.json")
     assert m["k"] == k and m["encoder"] == encoder
@@ -55,7 +57,7 @@ def test_every_defense_evaluated(repo, encoder, k):
 
 @pytest.mark.parametrize("encoder", ["image", "both"])
 def test_image_and_combined_defenses_lower_the_removed_identities_templates(repo, encoder):
-    m = metrics(repo, f"evaluate/{encoder}-k{KS[-1]}.json")
+    m = metrics(repo, f"evaluate/{encoder}-k{IMAGE_KS[-1]}.json")
     assert m["correct_templates_removed_after"] < m["correct_templates_removed_before"]
 
 
@@ -74,7 +76,7 @@ def test_removal_sets_are_nested(repo):
 def test_image_defense_leaves_the_text_tower_alone(repo):
     from safetensors.torch import load_file
     base = load_file(repo / "data/base_model/model.safetensors")
-    image = load_file(repo / f"data/defended/image-k{KS[0]}/model.safetensors")
+    image = load_file(repo / f"data/defended/image-k{IMAGE_KS[0]}/model.safetensors")
     changed = {k for k in base if not (base[k] == image[k]).all()}
     assert changed and all(k.startswith("visual.") for k in changed)
 
@@ -102,6 +104,22 @@ def test_no_output_holds_the_repository_path(repo):
     assert checked > 100 and not holding, holding
 
 
+def lock_outs(repo, stages) -> dict:
+    lock = yaml.safe_load((repo / "dvc.lock").read_text())["stages"]
+    return {stage: {o["path"]: o["md5"] for o in lock[stage]["outs"]} for stage in stages}
+
+
+def test_a_clone_in_another_folder_downloads_to_the_same_hashes(repo, tmp_path):
+    """Issue 13 point 1: the download stages in a second copy, at another path of another
+    length, give byte-identical outputs (same DVC hashes) as the first."""
+    (tmp_path / "somewhere" / "else entirely").mkdir(parents=True)
+    other = make_repo_copy(tmp_path / "somewhere" / "else entirely")
+    stages = ["world", "download_facescrub", "download_laion"]
+    done = dvc(["repro", *stages[1:]], other)
+    assert done.returncode == 0, done.stderr
+    assert lock_outs(other, stages) == lock_outs(repo, stages)
+
+
 def test_the_audit_probes_every_model_and_agrees_with_the_attack(repo):
     """Issue 14: the base model's exact probe is the attack itself; every defended model gets
     per-probe rates in [0, 1] and a verdict per family."""
@@ -110,7 +128,7 @@ def test_the_audit_probes_every_model_and_agrees_with_the_attack(repo):
     base = pd.read_csv(repo / "data/audit/base/probes.csv").set_index("name")
     attack = pd.read_csv(repo / "data/idia_before/identities.csv").set_index("name")
     assert base["exact"].to_dict() == attack["correct_templates"].to_dict()
-    for encoder, k in [("text", k) for k in KS] + [(e, k) for e in ("image", "both") for k in KS]:
+    for encoder, k in RUNS:
         m = metrics(repo, f"audit/{encoder}-k{k}.json")
         assert {"exact", "name_typo", "prompts_heldout", "photo_mirrored"} <= set(m["probes"])
         for probe in m["probes"].values():
