@@ -78,16 +78,6 @@ def random_shift(images: torch.Tensor, shift_px: int, generator: torch.Generator
     return padded[..., dy:dy + h, dx:dx + w]
 
 
-def resize_images(images: torch.Tensor, size: int) -> torch.Tensor:
-    """Resize uint8 images once up front when the shards' size differs from the model's input size."""
-    if tuple(images.shape[-2:]) == (size, size):
-        return images
-    out = [F.interpolate(images[i:i + 1024].float(), size=(size, size), mode="bilinear",
-                         antialias=True, align_corners=False).round().clamp(0, 255).to(torch.uint8)
-           for i in range(0, len(images), 1024)]
-    return torch.cat(out)
-
-
 def pretrain(model: open_clip.CLIP, images: torch.Tensor, captions: list[str], tokenizer: Callable,
              cfg: PretrainConfig, device: torch.device, log_path: Path | None = None) -> dict:
     """Train `model` in place with open_clip's ClipLoss; write the per-step log CSV; return metrics."""

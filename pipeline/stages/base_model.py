@@ -20,7 +20,8 @@ from pipeline.core.atomic import atomic_dir, write_json  # noqa: E402
 from pipeline.models.architecture import build_model, count_params, validate_model_cfg  # noqa: E402
 from pipeline.models.checkpoint import save_checkpoint  # noqa: E402
 from pipeline.models.device import resolve_device, select_attention_kernel  # noqa: E402
-from pipeline.models.pretrain import PretrainConfig, pretrain, resize_images, write_log  # noqa: E402
+from pipeline.models.image_encoding import resize_images  # noqa: E402
+from pipeline.models.pretrain import PretrainConfig, pretrain, write_log  # noqa: E402
 from pipeline.models.pretrained import load_pretrained  # noqa: E402
 from pipeline.models.shards import read_shards  # noqa: E402
 from pipeline.core.params import load_params  # noqa: E402
