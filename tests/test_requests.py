@@ -79,7 +79,8 @@ def test_photo_folder_is_the_slug_of_the_name(tmp_path):
 def test_the_proof_copies_the_metrics_and_states_each_verdict_with_its_rule(tmp_path):
     import pandas as pd
 
-    from pipeline.requests.proof import RULES, build_proof, people_rows, render_markdown, sha256_of
+    from pipeline.requests.proof import RULES, build_proof, people_rows, render_markdown
+    from pipeline.world.paper.sources import sha256_file
 
     before = pd.DataFrame({"name": ["Ann Lee", "Bob Stone", "Cy Twombly", "Dee Fill"],
                            "correct_templates": [9, 0, 5, 4]})
@@ -96,7 +97,7 @@ def test_the_proof_copies_the_metrics_and_states_each_verdict_with_its_rule(tmp_
                "zeroshot": {"hair": {"top1_change": -0.0125}}, "text_similarity": {"sim_clean": 0.99}}
     (tmp_path / "m.safetensors").write_bytes(b"weights")
     proof = build_proof("r1", "both", people, metrics, checkpoints={"input": "a" * 64,
-                        "output": sha256_of(tmp_path / "m.safetensors")}, params={"defend.seed": 0},
+                        "output": sha256_file(tmp_path / "m.safetensors")}, params={"defend.seed": 0},
                         code_version="abc1234", date="2026-12-03", added_to_candidates=["Bob Stone"],
                         unreadable_photos={"Bob Stone": ["x.jpg: cannot identify image file"]})
     for key in ("wrongfully_unlearned", "wrongfully_unlearned_pct", "fpr", "newly_identified_nonmembers"):

@@ -34,6 +34,7 @@ import yaml
 
 from pipeline.core.errors import PipelineError
 from pipeline.core.paths import ENCODERS, METRICS, metrics_file, parse_run_name
+from pipeline.profiles import flatten
 
 REMOVAL_SEED = "defend.seed"
 # The demo: one group per world seed. The paper sweep (pipeline.profiles --sweep) also varies
@@ -96,17 +97,6 @@ class SeedRun:
     targets: dict[str, str] = field(default_factory=dict)              # text run -> placeholder used
 
 
-def flatten(tree: dict, prefix: str = "") -> dict[str, object]:
-    flat = {}
-    for key, value in tree.items():
-        dotted = f"{prefix}{key}"
-        if isinstance(value, dict):
-            flat.update(flatten(value, dotted + "."))
-        else:
-            flat[dotted] = value
-    return flat
-
-
 def _params(data: dict) -> dict[str, object]:
     return flatten(((data.get("params") or {}).get("params.yaml") or {}).get("data") or {})
 
@@ -146,6 +136,11 @@ def _value(metrics: dict, path: tuple[str, ...]) -> float | None:
     return float(node) if isinstance(node, (int, float)) else None
 
 
+def _measures(evaluation: dict) -> dict[str, float]:
+    """The MEASURES of one run's metrics/evaluate/<run>.json, scaled (zero-shot in points)."""
+    return {key: v * scale for key, path, scale in MEASURES if (v := _value(evaluation, path)) is not None}
+
+
 def run_names(params: dict[str, object]) -> list[str]:
     """The runs the params ask for: text at every text K, image and both at every image K."""
     text_ks, image_ks = params["defend.text_ks"], params["defend.image_ks"]
@@ -182,8 +177,7 @@ def collect(exp_show: list[dict], code_paths: set[str] | None = None, *, design:
             evaluation = metrics.get(str(metrics_file("evaluate", run)))
             if not evaluation:
                 break
-            per_run[run] = {key: v for key, path, scale in MEASURES
-                            if (v := _value(evaluation, path)) is not None and (v := v * scale) is not None}
+            per_run[run] = _measures(evaluation)
         else:
             group = tuple(params.get(k) for k in design["groups"])
             key = (group, int(params[REMOVAL_SEED]))
@@ -269,12 +263,14 @@ def replace_block(text: str, block: str) -> str:
 def draw(summary: dict, path: Path) -> Path:
     """TPR on the removed and wrongfully unlearned per K: the mean, with the min-max band."""
     import matplotlib
+    import matplotlib.ticker
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
     groups = list(summary["groups"])
-    fig, axes = plt.subplots(2, len(groups), figsize=(4.2 * len(groups) + 1.5, 6.0), squeeze=False)
-    colors = {"text": "#1f77b4", "image": "#d62728", "both": "#2ca02c"}
+    fig, axes = plt.subplots(2, len(groups), figsize=(4.2 * len(groups) + 1.5, 6.0), squeeze=False,
+                             sharey="row")  # one scale per measure, so the worlds compare at a glance
+    from pipeline.reports.figures import ENCODER_COLORS as colors  # the report's colour per encoder
     for col, group in enumerate(groups):
         entry = summary["groups"][group]
         by_encoder: dict[str, list[tuple[int, dict]]] = {}
@@ -292,6 +288,7 @@ def draw(summary: dict, path: Path) -> Path:
                 ax.fill_between(ks, [m[key]["min"] for _, m in points], [m[key]["max"] for _, m in points],
                                 color=colors.get(encoder), alpha=0.2)
             ax.set_xscale("log", base=2)
+            ax.xaxis.set_major_formatter(matplotlib.ticker.FuncFormatter(lambda v, _: f"{v:g}"))
             ax.set_xlabel("K (people removed)")
             ax.set_ylabel(label)
             ax.set_title(f"{group}\nremoval seeds {', '.join(map(str, entry['removal_seeds']))}", fontsize=8)
@@ -327,8 +324,7 @@ def experiment_measures(exp_show: list[dict], name: str) -> tuple[dict[str, obje
             for run in run_names(params):
                 evaluation = ((data.get("metrics") or {}).get(str(metrics_file("evaluate", run))) or {}).get("data")
                 if evaluation:
-                    runs[run] = {key: v * scale for key, path, scale in MEASURES
-                                 if (v := _value(evaluation, path)) is not None}
+                    runs[run] = _measures(evaluation)
             return params, runs
     raise PipelineError(f"no finished experiment named {name!r} in dvc exp show -A")
 

@@ -5,9 +5,6 @@ Only the proof carries a date (it is a summary); no data output depends on the c
 """
 from __future__ import annotations
 
-import hashlib
-from pathlib import Path
-
 import pandas as pd
 
 from pipeline.attack.templates import IDIA_TEMPLATES
@@ -17,14 +14,6 @@ RULES = {
     "not removed": "identified before and still identified after",
     "not identified before": "the base model did not identify this person, so the attack cannot show a change",
 }
-
-
-def sha256_of(path: Path | str, chunk: int = 1 << 20) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        while block := f.read(chunk):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def person_verdict(before: int, after: int, tau: int) -> str:
