@@ -94,6 +94,7 @@ class Splits:
     seed: NonNegative
     occurrences: Path_
     idia_fraction: Annotated[Float, Field(ge=0.05, le=0.95)]
+    unseen_photos: NonNegative
     min_idia_photos: Positive
     max_count: Positive
     candidate_names: Positive

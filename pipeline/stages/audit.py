@@ -16,7 +16,7 @@ import yaml
 
 from pipeline.attack.run import encode_idia_texts
 from pipeline.audit.fingerprint import roc_auc, target_cosine
-from pipeline.audit.run import PROBES_FILE, probe_table, template_counts
+from pipeline.audit.run import PROBES_FILE, probe_table, split_tables, template_counts
 from pipeline.audit.summary import probe_summary
 from pipeline.core.atomic import atomic_dir, write_json
 from pipeline.core.errors import PipelineError
@@ -45,14 +45,12 @@ def main() -> None:
     tau = load_params("idia_before")["tau"]
     device = resolve_device(p["device"], "audit.device")
 
-    identities = pd.read_csv(SPLITS / "identities.csv")
-    photos = pd.read_csv(SPLITS / "idia_photos.csv")
-    candidates = pd.read_csv(SPLITS / "candidates.csv")
+    tables = split_tables(SPLITS)
+    identities = tables["identities"]
     encoder, _ = parse_run_name(args.model)
     model_dir = DEFENDED / args.model
     loaded = load_model(model_dir, device)
-    table = probe_table(loaded, identities, photos, candidates, batch_size=p["batch_size"], device=device,
-                        seed=p["seed"], bf16=p["bf16"])
+    table = probe_table(loaded, **tables, batch_size=p["batch_size"], device=device, seed=p["seed"], bf16=p["bf16"])
     with atomic_dir(AUDIT / args.model) as tmp:
         table.to_csv(tmp / PROBES_FILE, index=False)
     base_file = AUDIT / "base" / PROBES_FILE

@@ -2,9 +2,7 @@
 defended model's audit is read against (data/audit/base/probes.csv)."""
 from __future__ import annotations
 
-import pandas as pd
-
-from pipeline.audit.run import PROBES_FILE, probe_table
+from pipeline.audit.run import PROBES_FILE, probe_table, split_tables
 from pipeline.core.atomic import atomic_dir
 from pipeline.core.params import load_params
 from pipeline.core.paths import AUDIT, BASE_MODEL, SPLITS
@@ -16,8 +14,7 @@ from pipeline.models.device import resolve_device
 def main() -> None:
     p = load_params("audit")
     device = resolve_device(p["device"], "audit.device")
-    table = probe_table(load_model(BASE_MODEL, device), pd.read_csv(SPLITS / "identities.csv"),
-                        pd.read_csv(SPLITS / "idia_photos.csv"), pd.read_csv(SPLITS / "candidates.csv"),
+    table = probe_table(load_model(BASE_MODEL, device), **split_tables(SPLITS),
                         batch_size=p["batch_size"], device=device, seed=p["seed"], bf16=p["bf16"])
     with atomic_dir(AUDIT / "base") as tmp:
         table.to_csv(tmp / PROBES_FILE, index=False)
