@@ -38,6 +38,7 @@ TINY = {
                "image_recipes": {"demo": {"steps": 4, "milestones": [3], "clean_batch_size": 16,
                                           "backdoor_batch_size": 16, "retain_batch_size": 8}}},
     "evaluate": {"similarity_samples": 50},
+    "audit": {"reference_k": 2},
 }
 
 

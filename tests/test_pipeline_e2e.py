@@ -138,3 +138,20 @@ def test_the_audit_probes_every_model_and_agrees_with_the_attack(repo):
         assert {f["verdict"] for f in m["families"].values()} <= set(VERDICTS)
         auc = m["removal_detector_auc"]
         assert (auc is None) == (encoder == "image") and (auc is None or 0.0 <= auc <= 1.0)
+
+
+def test_the_reference_never_saw_the_removed_people_and_forgot_them(repo):
+    """Issue 14 point 1: R is the base model retrained without every caption naming a removed
+    person; its corpus filter dropped captions, it removed the same people as the defenses of
+    that K, and the attack identifies fewer of them on R than on the base model."""
+    k = TINY["audit"]["reference_k"]
+    ref = metrics(repo, f"reference/k{k}.json")
+    base = metrics(repo, "base_model.json")
+    assert ref["samples_dropped"] >= 1 and ref["k"] == k
+    assert ref["samples"] == base["samples"] - ref["samples_dropped"]
+    removed = pd.read_csv(repo / f"data/reference/k{k}/removed.csv")["name"].tolist()
+    assert removed == pd.read_csv(repo / f"data/defended/text-k{k}/removed.csv")["name"].tolist()
+    exact = metrics(repo, f"audit/reference-k{k}.json")["probes"]["exact"]
+    assert exact["tpr_removed_base"] > 0
+    assert exact["tpr_removed"] < exact["tpr_removed_base"]
+

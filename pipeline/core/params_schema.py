@@ -255,6 +255,7 @@ class Defend:
 @section
 class Audit:
     seed: NonNegative          # which letters the typo, dropped-letter and homoglyph variants touch
+    reference_k: Positive      # R is retrained without this many removed people's captions
     batch_size: Positive
     device: Device
     bf16: Bool

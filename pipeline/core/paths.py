@@ -24,6 +24,7 @@ UTILITY_BEFORE = Path("data/utility_before")
 DEFENDED = Path("data/defended")       # one checkpoint folder per run
 EXAMPLES = Path("data/examples")       # what each defense trained on, for the report
 EVALUATE = Path("data/evaluate")       # per-identity attack table per run
+REFERENCE = Path("data/reference")     # R: the base model retrained without the removed people's captions
 UNSEEN_PHOTOS = "unseen_photos.csv"    # in SPLITS: photos held back from the attack and the defenses
 AUDIT = Path("data/audit")             # per-identity probe tables: base/ and one folder per run
 METRICS = Path("metrics")

@@ -1,7 +1,8 @@
 """Stage `audit`: every probe of docs/method.md §7 on one defended model, read against the
 base model's probes (stage `audit_base`).
 
-    python -m pipeline.stages.audit --model text-k4
+    python -m pipeline.stages.audit --model data/defended/text-k4
+    python -m pipeline.stages.audit --model data/reference/k4 --name reference-k4
 
 A defended model's metrics: per probe, TPR on the removed (base and defended), the residual
 and the collateral on that probe; per probe family, the verdict; for a defended text tower,
@@ -10,6 +11,7 @@ the ROC AUC of the "was this name removed?" detector.
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 
 import pandas as pd
 import yaml
@@ -21,11 +23,14 @@ from pipeline.audit.summary import probe_summary
 from pipeline.core.atomic import atomic_dir, write_json
 from pipeline.core.errors import PipelineError
 from pipeline.core.params import load_params
-from pipeline.core.paths import AUDIT, DEFENDED, SPLITS, metrics_file, parse_run_name
+from pipeline.core.paths import AUDIT, SPLITS, metrics_file, parse_run_name
 from pipeline.core.stage_runner import run_stage
 from pipeline.models.checkpoint import load_model
 from pipeline.models.device import resolve_device
 from pipeline.models.text_encoding import encode_texts
+
+
+REFERENCE_RUN = "reference-k"   # the audit names R of K "reference-kK"
 
 
 def removal_detector_auc(model, tokenizer, members: list[str], removed: list[str], target: str,
@@ -39,7 +44,9 @@ def removal_detector_auc(model, tokenizer, members: list[str], removed: list[str
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--model", required=True, help="a defended run such as text-k4")
+    ap.add_argument("--model", required=True, type=Path,
+                    help="the model's folder: a defended run (data/defended/text-k4) or R (data/reference/k4)")
+    ap.add_argument("--name", help="its name in data/audit/ and metrics/audit/ (default: the folder's name)")
     args = ap.parse_args()
     p = load_params("audit")
     tau = load_params("idia_before")["tau"]
@@ -47,11 +54,11 @@ def main() -> None:
 
     tables = split_tables(SPLITS)
     identities = tables["identities"]
-    encoder, _ = parse_run_name(args.model)
-    model_dir = DEFENDED / args.model
+    model_dir, name = args.model, args.name or args.model.name
+    encoder = "reference" if name.startswith(REFERENCE_RUN) else parse_run_name(name)[0]
     loaded = load_model(model_dir, device)
     table = probe_table(loaded, **tables, batch_size=p["batch_size"], device=device, seed=p["seed"], bf16=p["bf16"])
-    with atomic_dir(AUDIT / args.model) as tmp:
+    with atomic_dir(AUDIT / name) as tmp:
         table.to_csv(tmp / PROBES_FILE, index=False)
     base_file = AUDIT / "base" / PROBES_FILE
     if not base_file.is_file():
@@ -66,9 +73,9 @@ def main() -> None:
         member_names = list(members[members].index)
         metrics["removal_detector_auc"] = removal_detector_auc(
             loaded.model, loaded.tokenizer, member_names, removed, target, p["batch_size"], device, p["bf16"])
-    write_json(metrics_file("audit", args.model), metrics)
+    write_json(metrics_file("audit", name), metrics)
     verdicts = ", ".join(f"{f}: {v['verdict']}" for f, v in metrics["families"].items())
-    print(f"audit {args.model}: {verdicts}")
+    print(f"audit {name}: {verdicts}")
 
 
 if __name__ == "__main__":
