@@ -132,6 +132,61 @@ def test_an_experiment_travels_to_another_clone_through_git_and_dvc_remotes(repr
     assert stale_stages(other) == set()                  # every output came from the remote
 
 
+def queue_states(repo) -> dict[str, str]:
+    """Experiment name -> state, from `dvc queue status`."""
+    states = {}
+    for line in dvc(["queue", "status"], repo).stdout.splitlines():
+        parts = line.split()
+        if len(parts) >= 4 and parts[-1] in {"Queued", "Running", "Success", "Failed"}:
+            states[parts[1]] = parts[-1]
+    return states
+
+
+def test_two_queue_workers_each_on_its_own_device_match_one_by_one_runs(reproduced_repo):
+    """Issue 16 point 2: the queue with two workers (`python -m pipeline.experiments.fleet
+    workers --devices 0,1`: worker i sees only device i; on this CPU machine "0" and "1" name
+    GPUs that do not exist, so torch runs on the CPU) runs four experiments with 1 torch
+    thread each; every one succeeds, and its training metrics equal those of the same
+    experiment run alone afterwards (the run cache emptied in between, so it really trains again)."""
+    from pipeline.experiments.fleet import worker_devices
+
+    repo = reproduced_repo
+    commit_all(repo, "baseline")
+    target = "defend_text@1"                 # one short training each: the comparison is what counts
+    experiments = {"beta05": "defend.text.beta=0.5", "beta08": "defend.text.beta=0.8",
+                   "tseed1": "defend.text.seed=1", "tseed2": "defend.text.seed=2"}
+    try:
+        for name, setting in experiments.items():
+            dvc(["exp", "run", "--queue", "-n", f"q-{name}", "-S", setting, "-S", "defend.threads=1", target], repo)
+        started = run([sys.executable, "-m", "pipeline.experiments.fleet", "workers", "--devices", "0,1"], repo)
+        assert started.returncode == 0, started.stderr
+        assert sorted(worker_devices(repo).values()) == ["0", "1"]     # one device per worker
+        deadline = time.monotonic() + 1200
+        while any(state in ("Queued", "Running") for state in queue_states(repo).values()):
+            assert time.monotonic() < deadline, queue_states(repo)
+            time.sleep(2)
+        assert {queue_states(repo).get(f"q-{name}") for name in experiments} == {"Success"}
+        shutil.rmtree(repo / ".dvc" / "cache" / "runs", ignore_errors=True)
+        for name, setting in experiments.items():
+            out = dvc(["exp", "run", "-n", f"s-{name}", "-S", setting, "-S", "defend.threads=1", target], repo).stdout
+            assert f"Running stage '{target}'" in out
+            run(["git", "checkout", "--", "."], repo)
+    finally:
+        dvc(["queue", "stop"], repo)
+        run(["git", "checkout", "--", "."], repo)
+        dvc(["checkout", "--force"], repo)
+    shown = json.loads(dvc(["exp", "show", "--json"], repo).stdout)
+    trained = {exp["name"]: {key: value for key, value in
+                             rev["data"]["metrics"]["metrics/defend/text-k1.json"]["data"].items()
+                             if "seconds" not in key}           # timings differ, results must not
+               for base in shown for exp in base.get("experiments") or [] for rev in exp["revs"]
+               if exp.get("name", "").startswith(("q-", "s-"))}
+    for name in experiments:
+        assert trained[f"q-{name}"] == trained[f"s-{name}"], name
+    # four settings, four different trainings
+    assert len({trained[f"q-{name}"]["final_loss"] for name in experiments}) == 4
+
+
 def roundtrip(repo, url: str, **options: str):
     dvc(["remote", "add", "-f", "-d", "shared", url], repo)
     for key, value in options.items():

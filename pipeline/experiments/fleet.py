@@ -22,7 +22,10 @@ import hashlib
 import json
 import os
 import re
+import subprocess
 import sys
+import tempfile
+import time
 from pathlib import Path
 from typing import Callable, Mapping
 
@@ -65,13 +68,27 @@ def worker_command(number: int, celery_dir: str) -> list[str]:
     return [sys.executable, "-m", "dvc", "exp", "queue-worker", node, *(["--clean"] if number == 1 else [])]
 
 
+_SPAWN = ("import json, sys; from dvc_task.proc.process import ManagedProcess; "
+          "a = json.loads(sys.argv[1]); ManagedProcess.spawn(a['args'], env=a['env'], wdir=a['wdir'], name=a['name'])")
+
+
 def _spawn(args: list[str], env: dict[str, str], wdir: str, name: str) -> None:
-    from dvc_task.proc.process import ManagedProcess
+    """Detached, output in <wdir>/<name>.out, as `dvc queue start` does. dvc-task forks a watcher
+    that lives as long as the worker and keeps every file descriptor of the process that forked
+    it; forking it from a short-lived helper whose stdio is /dev/null means a caller reading this
+    command's output (`$(...)`, subprocess pipes) is not kept waiting until the queue is empty."""
+    with tempfile.TemporaryFile() as errors:
+        done = subprocess.run([sys.executable, "-c", _SPAWN,
+                               json.dumps({"args": args, "env": env, "wdir": wdir, "name": name})],
+                              stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=errors, close_fds=True)
+        if done.returncode != 0:
+            errors.seek(0)
+            raise PipelineError(f"could not start queue worker {name}: "
+                                f"{errors.read().decode(errors='replace').strip()[-300:]}")
 
-    ManagedProcess.spawn(args, env=env, wdir=wdir, name=name)   # detached, output in <wdir>/<name>.out
 
-
-def start_workers(devices: list[str], repo: Path = Path("."), spawn: Callable[..., None] = _spawn) -> int:
+def start_workers(devices: list[str], repo: Path = Path("."), spawn: Callable[..., None] = _spawn,
+                  wait_s: float = 60.0) -> int:
     """Start one queue worker per device, worker i with its own environment (CUDA_VISIBLE_DEVICES
     = devices[i-1]); return how many. Spawns them the way `dvc queue start` does, but with an
     explicit environment each, instead of `dvc queue start -j i` once per device: that one decides
@@ -89,6 +106,14 @@ def start_workers(devices: list[str], repo: Path = Path("."), spawn: Callable[..
     for i, device in enumerate(devices, start=1):
         spawn(worker_command(i, celery_dir), env=worker_env(device), wdir=celery_dir, name=f"dvc-exp-worker-{i}")
         print(f"worker {i}: device {'none (CPU)' if device == CPU else device}", file=sys.stderr)
+    if spawn is _spawn:     # a detached worker writes its pid file a moment after spawn returns
+        names = {f"dvc-exp-worker-{i}" for i in range(1, len(devices) + 1)}
+        deadline = time.monotonic() + wait_s
+        while not names <= set(worker_devices(repo)):
+            if time.monotonic() > deadline:
+                raise PipelineError(f"queue workers {', '.join(sorted(names - set(worker_devices(repo))))} did not "
+                                    f"start within {wait_s:.0f} s; see {celery_dir}/dvc-exp-worker-*.out")
+            time.sleep(0.2)
     return len(devices)
 
 
