@@ -56,6 +56,13 @@ def main() -> None:
     identities = tables["identities"]
     model_dir, name = args.model, args.name or args.model.name
     encoder = "reference" if name.startswith(REFERENCE_RUN) else parse_run_name(name)[0]
+    skipped = model_dir / "SKIPPED.txt"
+    if skipped.is_file():      # no model here (R of a published checkpoint): nothing to probe
+        with atomic_dir(AUDIT / name) as tmp:
+            (tmp / "SKIPPED.txt").write_text(skipped.read_text())
+        write_json(metrics_file("audit", name), {"skipped": skipped.read_text().strip()})
+        print(f"audit {name}: skipped ({skipped.read_text().strip()})")
+        return
     loaded = load_model(model_dir, device)
     table = probe_table(loaded, **tables, batch_size=p["batch_size"], device=device, seed=p["seed"], bf16=p["bf16"])
     with atomic_dir(AUDIT / name) as tmp:

@@ -7,8 +7,9 @@ base model, a defended model and R side by side: how close a removal comes to ne
 seen the person. Writes data/reference/k<K>/ (checkpoint loadable by stock open_clip,
 removed.csv) and metrics/reference/k<K>.json.
 
-Only for the demo profile (a base model trained here); the paper profile's base model is a
-published checkpoint whose pretraining cannot be repeated on this corpus.
+Only for the demo profile (a base model trained here); with a published checkpoint
+(`base_model.pretrained`, the paper profile) its pretraining cannot be repeated on this corpus,
+and the stage writes SKIPPED.txt and metrics that say why instead of a model.
 """
 from __future__ import annotations
 
@@ -20,7 +21,6 @@ import pandas as pd  # noqa: E402
 import torch  # noqa: E402
 
 from pipeline.core.atomic import atomic_dir, write_json  # noqa: E402
-from pipeline.core.errors import ParamError  # noqa: E402
 from pipeline.core.params import load_params  # noqa: E402
 from pipeline.core.paths import IDIA_BEFORE, REFERENCE, SPLITS, metrics_file, plot_file  # noqa: E402
 from pipeline.core.stage_runner import run_stage  # noqa: E402
@@ -28,16 +28,26 @@ from pipeline.data.splits import name_matcher  # noqa: E402
 from pipeline.defenses.targets import pool_members, removal_set  # noqa: E402
 from pipeline.models.checkpoint import save_checkpoint  # noqa: E402
 from pipeline.models.device import resolve_device, select_attention_kernel  # noqa: E402
-from pipeline.models.pretrain import train_from_scratch  # noqa: E402
+from pipeline.models.pretrain import train_from_scratch, write_log  # noqa: E402
+
+
+SKIPPED = "SKIPPED.txt"   # in the output folder instead of a model: why there is no R
 
 
 def main() -> None:
     p = load_params("base_model")
     audit, defend = load_params("audit"), load_params("defend")
     k = audit["reference_k"]
+    out = REFERENCE / f"k{k}"
     if p["pretrained"].strip():
-        raise ParamError("base_model.pretrained", p["pretrained"], "'' for the reference R: it repeats the base "
-                         "model's own pretraining, which a published checkpoint does not allow")
+        # a published checkpoint's pretraining cannot be repeated here: say so, leave no model
+        reason = f"base_model.pretrained = {p['pretrained']!r}: R repeats the base model's own pretraining"
+        with atomic_dir(out) as tmp:
+            (tmp / SKIPPED).write_text(reason + "\n")
+        write_log(plot_file("reference", f"k{k}"), [])
+        write_json(metrics_file("reference", f"k{k}"), {"k": k, "skipped": reason})
+        print(f"reference: skipped ({reason})")
+        return
     names = removal_set(pd.read_csv(IDIA_BEFORE / "identities.csv"), k, defend["seed"],
                         pool_members(pd.read_csv(SPLITS / "identities.csv"), defend["pool"]), defend["pool"])
     device = resolve_device(p["device"], key="base_model.device")
@@ -48,7 +58,6 @@ def main() -> None:
     names_one = name_matcher(names)
     model, model_cfg, metrics = train_from_scratch(p, p["arch"], device, plot_file("reference", f"k{k}"),
                                                    keep=lambda caption: not names_one(caption))
-    out = REFERENCE / f"k{k}"
     with atomic_dir(out) as tmp:
         save_checkpoint(model, tmp, p["arch"], model_cfg)
         pd.DataFrame({"name": names}).to_csv(tmp / "removed.csv", index=False)
