@@ -144,9 +144,15 @@ def test_probe_table_on_a_tiny_model_agrees_with_the_attack(tmp_path):
     identities, photos, candidates = _split_tables(tmp_path)
     loaded = SimpleNamespace(model=tiny_clip(), tokenizer=SimpleTokenizer(context_length=32),
                              preprocess=open_clip.image_transform(32, is_train=False))
-    table = probe_table(loaded, identities, photos, candidates, batch_size=4, device="cpu", root=tmp_path)
+    # "unseen" photos: here the attack's own photos for everyone but the last person, so the
+    # unseen probe must repeat the exact one there and be not applicable for the last
+    last = identities["name"].iloc[-1]
+    table = probe_table(loaded, identities, photos, candidates, batch_size=4, device="cpu", root=tmp_path,
+                        unseen=photos[photos["name"] != last])
     counts = template_counts()
     assert list(table.columns) == ["name", *counts]
+    assert table["photo_unseen"].iloc[:-1].tolist() == table["exact"].iloc[:-1].tolist()
+    assert table["photo_unseen"].iloc[-1] == NOT_APPLICABLE
     assert table["name"].tolist() == identities["name"].tolist()
     attack = run_idia(loaded, identities, photos, candidates, 1, 4, "cpu", root=tmp_path)
     assert table["exact"].tolist() == attack.table["correct_templates"].tolist()

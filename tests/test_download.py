@@ -82,12 +82,13 @@ def run_stage(stage: str, cwd: Path, params: dict) -> subprocess.CompletedProces
 
 def facescrub_params(lists) -> dict:
     return {"download_facescrub": {"lists": [str(p) for p in lists], "min_photos": 2,
+                                   "distributor": "multiprocessing", "spark_master": "local[2]",
                                    "processes": 1, "threads": 4, "timeout": 5}}
 
 
 def laion_params(parquet, **over) -> dict:
     section = {"parquet": str(parquet), "url_col": "URL", "caption_col": "TEXT", "image_size": 32,
-               "resize_mode": "border", "distributor": "multiprocessing", "processes": 1,
+               "resize_mode": "border", "distributor": "multiprocessing", "spark_master": "local[2]", "processes": 1,
                "threads": 4, "shard_size": 4, "timeout": 5}
     section.update(over)
     return {"download_laion": section}
@@ -212,12 +213,11 @@ def test_unreachable_parquet_url_is_one_line(tmp_path, http_root):
 
 # ---------------------------------------------------------------- real downloads
 
-def test_download_facescrub_over_file_and_http(tmp_path, http_root):
-    www, base = http_root
+def write_facescrub_world(tmp_path: Path, www: Path, base: str) -> tuple[list[str], dict]:
+    """FaceScrub lists with good rows over file: and http, and every kind of failure; returns the
+    lists (relative to tmp_path) and the source bytes of the good photos."""
     world = tmp_path / "world"
     (world / "photos").mkdir(parents=True)
-    originals = {}
-
     def local(name, data):
         (world / "photos" / name).write_bytes(data)
         return f"file:photos/{name}"
@@ -230,7 +230,6 @@ def test_download_facescrub_over_file_and_http(tmp_path, http_root):
     png3 = encode(photo(3), "PNG")
     corrupt = b"\xff\xd8\xff\xe0 this is not a JPEG at all" * 20
     truncated = encode(photo(7))[:600]
-    originals.update({1: photo(1), 2: photo(2), 3: photo(3), 8: photo(8), 9: photo(9)})
     bbox = "8,16,40,64"
     actors = [HEADER,
               f"Freddy Prinze Jr.\t1\t101\t{local('1.jpg', jpeg1)}\t{bbox}\t{sha(jpeg1)}",      # 2 ok file:
@@ -250,7 +249,14 @@ def test_download_facescrub_over_file_and_http(tmp_path, http_root):
     actresses = [HEADER, f"Tatyana M. Ali\t1\t201\t{served('9.jpg', jpeg9)}\t{bbox}\t{sha(jpeg9)}"]
     (world / "facescrub_actors.txt").write_text("\n".join(actors) + "\n")
     (world / "facescrub_actresses.txt").write_text("\n".join(actresses) + "\n")
-    lists = ["world/facescrub_actors.txt", "world/facescrub_actresses.txt"]
+    return ["world/facescrub_actors.txt", "world/facescrub_actresses.txt"], {
+        "jpeg1": jpeg1, "jpeg2": jpeg2, "jpeg8": jpeg8, "jpeg9": jpeg9, "png3": png3}
+
+
+def test_download_facescrub_over_file_and_http(tmp_path, http_root):
+    www, base = http_root
+    lists, src = write_facescrub_world(tmp_path, www, base)
+    jpeg1, jpeg2, jpeg8, jpeg9, png3 = (src[k] for k in ("jpeg1", "jpeg2", "jpeg8", "jpeg9", "png3"))
 
     result = run_stage("download_facescrub", tmp_path, facescrub_params(lists))
     assert result.returncode == 0, result.stderr[-3000:]
@@ -408,6 +414,56 @@ def test_failing_laion_run_leaves_no_output(tmp_path):
     assert last_line(result.stderr).startswith("error: download_laion.caption_col: column 'TEXT' is not in")
     assert (tmp_path / "data" / "laion").is_dir() and list((tmp_path / "data" / "laion").iterdir()) == []
     assert not (tmp_path / "metrics").exists()
+
+
+def test_pyspark_without_java_is_one_line(monkeypatch, tmp_path):
+    from pipeline.core.errors import PipelineError
+    from pipeline.data.downloading import check_distributor
+
+    monkeypatch.delenv("JAVA_HOME", raising=False)
+    monkeypatch.setenv("PATH", str(tmp_path))          # no java here
+    with pytest.raises(PipelineError, match=r"download_laion.distributor = 'pyspark' needs Java 17.*openjdk-17"):
+        check_distributor("pyspark", "download_laion.distributor")
+    check_distributor("multiprocessing", "download_laion.distributor")   # needs nothing
+
+
+def snapshot(folder: Path) -> dict[str, bytes]:
+    return {str(p.relative_to(folder)): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(shutil.which("java") is None and not os.environ.get("JAVA_HOME"), reason="Spark needs Java")
+def test_pyspark_downloads_give_the_same_outputs_as_multiprocessing(tmp_path, http_root):
+    """Issue 16 point 1: both download stages with `distributor: pyspark` (a Spark session in
+    local mode, started and stopped by the stage) write byte-identical outputs and the same
+    reports as with multiprocessing, the failed rows (404, wrong sha256, corrupt and truncated
+    images, dead files) included."""
+    www, base = http_root
+    lists, _ = write_facescrub_world(tmp_path, www, base)
+    (www / "laion").mkdir()                  # its served files apart from FaceScrub's (same names)
+    write_laion_world(tmp_path / "laion", www / "laion", f"{base}/laion")
+    outputs = {}
+    for distributor in ("multiprocessing", "pyspark"):
+        params = {**facescrub_params(lists), **laion_params("laion/world/laion.parquet", processes=2)}
+        for section in params.values():
+            section.update(distributor=distributor, spark_master="local[2]")
+        for stage in ("download_facescrub", "download_laion"):
+            result = run_stage(stage, tmp_path, params)
+            assert result.returncode == 0, (distributor, stage, result.stdout[-2000:], result.stderr[-6000:])
+        if distributor == "pyspark":
+            assert "No pyspark session found" not in result.stdout   # the stage's session, not img2dataset's own
+        outputs[distributor] = {"data": snapshot(tmp_path / "data"), "metrics": snapshot(tmp_path / "metrics")}
+        shutil.rmtree(tmp_path / "data")
+        shutil.rmtree(tmp_path / "metrics")
+    mp, spark = outputs["multiprocessing"], outputs["pyspark"]
+    for kind in ("data", "metrics"):
+        differ = sorted(k for k in set(mp[kind]) | set(spark[kind]) if mp[kind].get(k) != spark[kind].get(k))
+        assert not differ, (kind, differ[:10], [(mp[kind].get(k, b"")[:300], spark[kind].get(k, b"")[:300])
+                                                 for k in differ[:2] if kind == "metrics"])
+    facescrub = json.loads(mp["metrics"]["download_facescrub.json"])
+    laion = json.loads(mp["metrics"]["download_laion.json"])
+    assert facescrub["failed"] == 9 and laion["failed"] == 2            # the failures took part
+    assert any(name.startswith("laion/shards/") for name in mp["data"])
 
 
 @pytest.mark.slow

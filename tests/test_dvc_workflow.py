@@ -38,6 +38,7 @@ def test_exp_run_reruns_only_downstream_stages(reproduced_repo):
         ran = set(re.findall(r"Running stage '([^']+)'", out))
         assert ran == ({f"defend_text@{k}" for k in ks} | {f"combine@{k}" for k in both_ks}
                        | {f"evaluate_text@{k}" for k in ks} | {f"evaluate_towers@both-{k}" for k in both_ks}
+                       | {f"audit_text@{k}" for k in ks} | {f"audit_towers@both-{k}" for k in both_ks}
                        | {"report"})
     finally:
         run(["git", "checkout", "--", "."], repo)

@@ -35,7 +35,7 @@ def test_attack_metrics_written(repo):
 
 def test_download_reports_count_everything(repo):
     fs = metrics(repo, "download_facescrub.json")
-    assert fs["rows_read"] == 9 * 8 and fs["downloaded"] == fs["rows_read"]
+    assert fs["rows_read"] == 9 * 10 and fs["downloaded"] == fs["rows_read"]
     laion = metrics(repo, "download_laion.json")
     assert laion["downloaded"] == laion["rows_read"] > 0
 
@@ -118,3 +118,40 @@ def test_a_clone_in_another_folder_downloads_to_the_same_hashes(repo, tmp_path):
     done = dvc(["repro", *stages[1:]], other)
     assert done.returncode == 0, done.stderr
     assert lock_outs(other, stages) == lock_outs(repo, stages)
+
+
+def test_the_audit_probes_every_model_and_agrees_with_the_attack(repo):
+    """Issue 14: the base model's exact probe is the attack itself; every defended model gets
+    per-probe rates in [0, 1] and a verdict per family."""
+    from pipeline.audit.probes import VERDICTS
+
+    base = pd.read_csv(repo / "data/audit/base/probes.csv").set_index("name")
+    attack = pd.read_csv(repo / "data/idia_before/identities.csv").set_index("name")
+    assert base["exact"].to_dict() == attack["correct_templates"].to_dict()
+    for encoder, k in RUNS:
+        m = metrics(repo, f"audit/{encoder}-k{k}.json")
+        assert {"exact", "name_typo", "prompts_heldout", "photo_mirrored"} <= set(m["probes"])
+        for probe in m["probes"].values():
+            for key in ("tpr_removed", "tpr_removed_base", "residual"):
+                assert probe[key] is None or 0.0 <= probe[key] <= 1.0
+            assert 0.0 <= probe["wrongfully_unlearned_pct"] <= 100.0
+        assert {f["verdict"] for f in m["families"].values()} <= set(VERDICTS)
+        auc = m["removal_detector_auc"]
+        assert (auc is None) == (encoder == "image") and (auc is None or 0.0 <= auc <= 1.0)
+
+
+def test_the_reference_never_saw_the_removed_people_and_forgot_them(repo):
+    """Issue 14 point 1: R is the base model retrained without every caption naming a removed
+    person; its corpus filter dropped captions, it removed the same people as the defenses of
+    that K, and the attack identifies fewer of them on R than on the base model."""
+    k = TINY["audit"]["reference_k"]
+    ref = metrics(repo, f"reference/k{k}.json")
+    base = metrics(repo, "base_model.json")
+    assert ref["samples_dropped"] >= 1 and ref["k"] == k
+    assert ref["samples"] == base["samples"] - ref["samples_dropped"]
+    removed = pd.read_csv(repo / f"data/reference/k{k}/removed.csv")["name"].tolist()
+    assert removed == pd.read_csv(repo / f"data/defended/text-k{k}/removed.csv")["name"].tolist()
+    exact = metrics(repo, f"audit/reference-k{k}.json")["probes"]["exact"]
+    assert exact["tpr_removed_base"] > 0
+    assert exact["tpr_removed"] < exact["tpr_removed_base"]
+

@@ -372,3 +372,40 @@ def test_every_table_number_equals_the_metric_it_shows(tmp_path):
             checked += 8 + 2 * len(BENCHES)
     assert sorted(seen) == sorted(runs), "every evaluated run is one row of the collateral tables"
     assert checked > 100
+
+
+def _audit_metrics(tpr_removed: float, residual, families: dict) -> dict:
+    probes = {"exact": {"removed_probed": 4, "tpr_removed_base": 1.0, "tpr_removed": 0.0, "residual": 0.0,
+                        "residual_rests_on": 4, "wrongfully_unlearned_pct": 2.5},
+              "name_typo": {"removed_probed": 4, "tpr_removed_base": 0.5, "tpr_removed": tpr_removed,
+                            "residual": residual, "residual_rests_on": 2, "wrongfully_unlearned_pct": 5.0},
+              "photo_unseen": {"removed_probed": 4, "tpr_removed_base": 0.75, "tpr_removed": 0.0, "residual": 0.0,
+                               "residual_rests_on": 3, "wrongfully_unlearned_pct": 0.0}}
+    return {"probes": probes, "families": families, "removal_detector_auc": 0.875}
+
+
+def test_the_audit_section_shows_base_defended_and_reference_side_by_side(tmp_path):
+    """Issue 14: per audited model a probe table with R's numbers for the same K, the verdicts,
+    and the residual figure; R of another K is not compared."""
+    make_fake_repo(tmp_path)
+    families = {"name variants": {"verdict": "partly removed", "worst_probe": "name_typo"},
+                "unseen photos": {"verdict": "removed", "worst_probe": "photo_unseen"}}
+    _write_json(tmp_path / "metrics/audit/text-k4.json", _audit_metrics(0.25, 0.5, families))
+    _write_json(tmp_path / "metrics/audit/text-k2.json", _audit_metrics(0.0, 0.0, families))
+    _write_json(tmp_path / "metrics/audit/reference-k4.json",
+                {**_audit_metrics(0.0, 0.0, {"name variants": {"verdict": "removed", "worst_probe": "name_typo"}}),
+                 "removal_detector_auc": None})
+    result = build_report(tmp_path, tmp_path / "reports", OPTIONS)
+    md = _check_report(tmp_path / "reports")
+    assert "audit_residuals" in {p.stem for p in result.figures}
+    assert "## 8. How far the removal holds" in md
+    assert "R for K = 4 (`reference-k4`): name variants: removed." in md
+    section = md[md.index("(`text-k4`)"):]
+    section = re.split(r"\n##", section)[0]
+    assert "**name variants: partly removed** (worst: `name_typo`)" in section and "ROC AUC 0.88" in section
+    typo = next(line for line in section.splitlines() if line.startswith("| name_typo"))
+    assert [c.strip() for c in typo.strip("|").split("|")] == ["name_typo", "0.50", "0.25", "0.00", "0.50 (2)",
+                                                               "5.0 %", "5.0 %"]
+    other_k = md[md.index("(`text-k2`)"):]
+    typo2 = next(line for line in other_k.splitlines() if line.startswith("| name_typo"))
+    assert [c.strip() for c in typo2.strip("|").split("|")][3] == "–"     # no R for K = 2

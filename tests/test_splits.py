@@ -44,6 +44,24 @@ def test_halves_are_disjoint_and_from_the_right_identity():
     assert r.trigger_faces["path"].str.startswith("face/").all()
 
 
+def test_unseen_photos_are_held_back_from_both_halves():
+    """Issue 14: photos that neither the attack nor any defense sees, for the audit."""
+    index = make_index({"Ann Lee": 24, "Ed Orr": 24})
+    r = split_identities(index, OCC, seed=0, idia_fraction=0.5, min_idia_photos=10, max_count=300,
+                         unseen_photos=4)
+    for name in ("Ann Lee", "Ed Orr"):
+        ids = {kind: {p.rsplit("/", 1)[1] for p in table[table["name"] == name]["path"]}
+               for kind, table in (("unseen", r.unseen_photos), ("idia", r.idia_photos),
+                                   ("trigger", r.trigger_faces))}
+        assert [len(ids[k]) for k in ("unseen", "idia", "trigger")] == [4, 10, 10]
+        assert not ids["unseen"] & ids["idia"] and not ids["unseen"] & ids["trigger"]
+    assert r.unseen_photos["path"].str.startswith("img/").all()       # whole photos, as the attack's
+    assert r.identities["n_unseen"].tolist() == [4, 4]
+    # holding none back leaves the attack's and the defense's photos as they were
+    assert split(unseen_photos=0).idia_photos.equals(split().idia_photos)
+    assert split().unseen_photos.empty
+
+
 def test_filters_by_count_and_photo_number():
     r = split()
     kept = dict(zip(r.identities["name"], r.identities["member"]))

@@ -2,7 +2,8 @@
 
 The table has one row per evaluated identity (in the identities table's order) and one
 column per probe: `exact` (the attack as trained against), `name_<family>`,
-`prompts_heldout`, `photo_<transform>`. A cell is the number of correct templates (out of
+`prompts_heldout`, `photo_<transform>`, and `photo_unseen` (the attack on photos that neither
+the attack nor any defense used, when the splits hold some back). A cell is the number of correct templates (out of
 the probe's template count), or -1 where the probe cannot change this person's name
 (e.g. no "Last, First" for a one-word name, or a variant the tokenizer reads as the name).
 """
@@ -24,6 +25,7 @@ from pipeline.audit.transforms import TRANSFORMS, transformed
 from pipeline.audit.variants import FAMILIES, candidate_variants, same_for_the_tokenizer, variant
 from PIL import Image
 
+from pipeline.core.paths import UNSEEN_PHOTOS
 from pipeline.models.image_encoding import encode_images
 
 NOT_APPLICABLE = -1
@@ -43,7 +45,8 @@ def _votes_per_identity(image_emb: Tensor, text_emb: Tensor, texts_of_candidates
 
 def probe_table(loaded, identities: pd.DataFrame, photos: pd.DataFrame, candidates: pd.DataFrame, *,
                 batch_size: int, device, seed: int = 0, root: Path | str = ".",
-                families=FAMILIES, transforms=tuple(TRANSFORMS), bf16: bool = False) -> pd.DataFrame:
+                families=FAMILIES, transforms=tuple(TRANSFORMS), bf16: bool = False,
+                unseen: pd.DataFrame | None = None) -> pd.DataFrame:
     names = candidates["name"].astype(str).to_list()
     candidate_index, owner = image_owners(identities, photos, names)
     identity_names = identities["name"].astype(str).to_list()
@@ -83,7 +86,27 @@ def probe_table(loaded, identities: pd.DataFrame, photos: pd.DataFrame, candidat
                 out_paths.append(out)
             emb = encode_images(model, loaded.preprocess, out_paths, batch_size, device, progress=None, bf16=bf16)
             table[f"photo_{name}"] = _votes_per_identity(emb, exact_text, names, identity_candidate, photo_identity)
+
+    if unseen is not None and len(unseen):
+        known = set(identity_names)
+        unseen = unseen[unseen["name"].isin(known)]
+        unseen_owner = torch.tensor([row_of[candidate_index[n]] for n in unseen["name"]])
+        emb = encode_images(model, loaded.preprocess, [Path(root) / p for p in unseen["path"]], batch_size, device,
+                            progress="audit unseen photos", bf16=bf16)
+        col = _votes_per_identity(emb, exact_text, names, identity_candidate, unseen_owner)
+        have = set(unseen["name"])
+        table["photo_unseen"] = [c if n in have else NOT_APPLICABLE for c, n in zip(col, identity_names)]
     return table
+
+
+def split_tables(splits: Path) -> dict[str, pd.DataFrame | None]:
+    """The splits' tables a probe run reads: identities, photos (the attack's), candidates, and
+    unseen (photos held back from the attack and the defenses; None for splits made without)."""
+    unseen = Path(splits) / UNSEEN_PHOTOS
+    return {"identities": pd.read_csv(Path(splits) / "identities.csv"),
+            "photos": pd.read_csv(Path(splits) / "idia_photos.csv"),
+            "candidates": pd.read_csv(Path(splits) / "candidates.csv"),
+            "unseen": pd.read_csv(unseen) if unseen.is_file() else None}
 
 
 def template_counts() -> dict[str, int]:
@@ -92,4 +115,5 @@ def template_counts() -> dict[str, int]:
     counts.update({f"name_{f}": len(IDIA_TEMPLATES) for f in FAMILIES})
     counts["prompts_heldout"] = len(HELDOUT_TEMPLATES)
     counts.update({f"photo_{t}": len(IDIA_TEMPLATES) for t in TRANSFORMS})
+    counts["photo_unseen"] = len(IDIA_TEMPLATES)
     return counts

@@ -20,6 +20,9 @@ from pipeline.core.schema_types import NonEmpty as Path_
 from pipeline.core.world_params import WorldParams
 
 Device = Literal["auto", "cpu", "cuda"]
+Distributor = Literal["multiprocessing", "pyspark"]
+# what SparkSession.builder.master accepts: local, local[N], local[*], spark://host:port, yarn, k8s://...
+SparkMaster = Annotated[str, Field(pattern=r"^(local(\[(\d+|\*)(,\d+)?\])?|(spark|mesos|k8s)://\S+|yarn)$")]
 _SHA256 = re.compile(r"[0-9a-fA-F]{64}")
 
 
@@ -64,6 +67,8 @@ class Sources:
 class DownloadFacescrub:
     lists: Annotated[list[Path_], Field(min_length=1)]
     min_photos: Positive
+    distributor: Distributor
+    spark_master: SparkMaster
     processes: Positive
     threads: Positive
     timeout: Annotated[Float, Field(ge=0.1)]
@@ -76,7 +81,8 @@ class DownloadLaion:
     caption_col: Path_
     image_size: Positive
     resize_mode: Literal["no", "keep_ratio", "center_crop", "border", "keep_ratio_largest"]
-    distributor: Literal["multiprocessing", "pyspark"]
+    distributor: Distributor
+    spark_master: SparkMaster
     processes: Positive
     threads: Positive
     shard_size: Positive
@@ -88,6 +94,7 @@ class Splits:
     seed: NonNegative
     occurrences: Path_
     idia_fraction: Annotated[Float, Field(ge=0.05, le=0.95)]
+    unseen_photos: NonNegative
     min_idia_photos: Positive
     max_count: Positive
     candidate_names: Positive
@@ -246,6 +253,15 @@ class Defend:
 
 
 @section
+class Audit:
+    seed: NonNegative          # which letters the typo, dropped-letter and homoglyph variants touch
+    reference_k: Positive      # R is retrained without this many removed people's captions
+    batch_size: Positive
+    device: Device
+    bf16: Bool
+
+
+@section
 class Report:
     pseudonymize: Bool
     salt: Annotated[Str, Field(min_length=1)] | Int
@@ -256,4 +272,4 @@ class Report:
 SECTIONS = {"world": WorldParams, "sources": Sources, "download_facescrub": DownloadFacescrub,
             "download_laion": DownloadLaion, "splits": Splits, "base_model": BaseModel,
             "idia_before": IdiaBefore, "utility_before": UtilityBefore, "defend": Defend,
-            "evaluate": Evaluate, "report": Report}
+            "evaluate": Evaluate, "audit": Audit, "report": Report}

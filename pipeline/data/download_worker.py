@@ -32,6 +32,7 @@ import time
 
 LEADER_ENV = "PIPELINE_DOWNLOAD_LEADER"   # the leader's pid, for its workers
 INTERRUPTED = 130                         # img2dataset's own Ctrl-C handler ran (it exits 0)
+SPARK_MASTER_KEY = "_spark_master"        # in SPEC: start a Spark session there (not img2dataset's argument)
 
 
 def die_with_parent(parent: int, every: float = 1.0) -> None:
@@ -65,6 +66,7 @@ def main(argv: list[str]) -> int:
                      name="lifeline").start()
     import img2dataset  # heavy (cv2, albumentations)
 
+    spark = start_spark(spec.pop(SPARK_MASTER_KEY)) if SPARK_MASTER_KEY in spec else None
     try:
         img2dataset.download(**spec)
     except SystemExit as exc:
@@ -72,7 +74,23 @@ def main(argv: list[str]) -> int:
             raise
         # Its Ctrl-C handler exits with status 0, which would look like success.
         return INTERRUPTED
+    finally:
+        if spark is not None:
+            spark.stop()
     return 0
+
+
+def start_spark(master: str):
+    """The Spark session img2dataset's pyspark distributor then finds and uses (it creates its
+    own local one only when none is active). No web UI: a stage needs no port. Spark's Python
+    workers run this interpreter (it has img2dataset; Spark's default, `python3` on PATH, may
+    not) unless PYSPARK_PYTHON names the executors' own, as on a cluster."""
+    from pyspark.sql import SparkSession
+
+    os.environ.setdefault("PYSPARK_PYTHON", sys.executable)   # read when the SparkContext starts
+    return (SparkSession.builder.master(master).appName("img2dataset")
+            .config("spark.ui.enabled", "false")
+            .getOrCreate())
 
 
 if __name__ == "__main__":

@@ -23,7 +23,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from pipeline.data.download_worker import INTERRUPTED
+from pipeline.data.download_worker import INTERRUPTED, SPARK_MASTER_KEY
 from pipeline.core.errors import PipelineError
 
 HTTP_ERROR = "http_error"
@@ -74,6 +74,14 @@ def failure_reason(status: str | None, error_message: str | None) -> str | None:
     return OTHER
 
 
+def find_java() -> str | None:
+    """The java that pyspark would start: $JAVA_HOME/bin/java, else the first on PATH."""
+    home = os.environ.get("JAVA_HOME")
+    if home and (Path(home) / "bin" / "java").is_file():
+        return str(Path(home) / "bin" / "java")
+    return shutil.which("java")
+
+
 def check_distributor(name: str, key: str) -> None:
     """Fail early, in one line, when the chosen img2dataset distributor cannot run here."""
     needs = {"pyspark": "pyspark", "ray": "ray"}.get(name)
@@ -83,11 +91,19 @@ def check_distributor(name: str, key: str) -> None:
 
     if importlib.util.find_spec(needs) is None:
         raise PipelineError(f"params.yaml: {key} = {name!r} needs the '{needs}' package, which is not "
-                            f"installed; install it or use 'multiprocessing'")
+                            f"installed; install it (pip install -r requirements.txt) or use 'multiprocessing'")
+    if name == "pyspark" and find_java() is None:
+        raise PipelineError(f"params.yaml: {key} = 'pyspark' needs Java 17 (Spark's JVM), found neither "
+                            "$JAVA_HOME/bin/java nor java on PATH; install a JRE (Debian: apt install "
+                            "openjdk-17-jre-headless) or use 'multiprocessing'")
 
 
-def run_img2dataset(url_list: Path, output_folder: Path, **options) -> None:
+def run_img2dataset(url_list: Path, output_folder: Path, spark_master: str | None = None, **options) -> None:
     """Run img2dataset.download on a parquet url list into a fresh `output_folder`.
+
+    With `distributor="pyspark"` the child starts a Spark session on `spark_master` (local[N],
+    spark://host:7077, ...) before img2dataset runs and stops it afterwards, so img2dataset
+    uses that session instead of creating its own local one.
 
     img2dataset runs in a child process that leads its own process group (see
     pipeline/data/download_worker.py). However this call ends (done, failed, SIGINT, or
@@ -101,6 +117,8 @@ def run_img2dataset(url_list: Path, output_folder: Path, **options) -> None:
         shutil.rmtree(output_folder)
     spec = {"url_list": str(url_list), "output_folder": str(output_folder),
             "input_format": "parquet", "enable_wandb": False, **options}
+    if options.get("distributor") == "pyspark":
+        spec[SPARK_MASTER_KEY] = spark_master or f"local[{options.get('processes_count', 1)}]"
     env = dict(os.environ)
     # the child must import this same `pipeline`, wherever the stage was started from
     root = str(Path(__file__).resolve().parents[2])

@@ -212,7 +212,8 @@ def _write_url_list(rows: list[ListRow], path: Path) -> None:
 
 def download_facescrub(lists: list[Path | str], out_dir: Path | str, *, min_photos: int,
                        processes: int, threads: int, timeout: float,
-                       labels: list[str] | None = None) -> dict:
+                       labels: list[str] | None = None, distributor: str = "multiprocessing",
+                       spark_master: str | None = None) -> dict:
     """Download every listed photo into `out_dir` (atomically) and return the report.
 
     Writes `<group>/images/<Folder>/<image_id>.jpg` (the photo; its original bytes when it
@@ -247,7 +248,7 @@ def download_facescrub(lists: list[Path | str], out_dir: Path | str, *, min_phot
             work.mkdir()
             _write_url_list(rows, work / "urls.parquet")
             run_img2dataset(
-                work / "urls.parquet", work / "out",
+                work / "urls.parquet", work / "out", spark_master=spark_master, distributor=distributor,
                 url_col="url", save_additional_columns=["row"],
                 compute_hash="sha256", verify_hash=["sha256", "sha256"],
                 output_format="files", disable_all_reencoding=True, extract_exif=False,

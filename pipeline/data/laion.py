@@ -151,7 +151,7 @@ class _BytesReader:
 
 def download_laion(source: str, shards_dir: Path | str, *, url_col: str, caption_col: str,
                    image_size: int, resize_mode: str, distributor: str, processes: int,
-                   threads: int, shard_size: int, timeout: float) -> dict:
+                   threads: int, shard_size: int, timeout: float, spark_master: str | None = None) -> dict:
     """Download the parquet's images into `shards_dir/NNNNN.tar` (atomically); return the report.
 
     Failed samples are counted by reason, never fatal; the stage fails only when no image
@@ -191,7 +191,7 @@ def download_laion(source: str, shards_dir: Path | str, *, url_col: str, caption
         rows_kept = table.num_rows
         del table
         run_img2dataset(
-            work / "urls.parquet", work / "out",
+            work / "urls.parquet", work / "out", spark_master=spark_master,
             url_col=url_col, caption_col=caption_col, save_additional_columns=extras or None,
             output_format="webdataset", image_size=image_size, resize_mode=resize_mode,
             distributor=distributor, processes_count=processes, thread_count=threads,

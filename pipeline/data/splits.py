@@ -1,8 +1,9 @@
 """Identity splits for the attack and the defenses (docs/method.md §1).
 
 Per identity the downloaded FaceScrub photos are split, disjointly and with a seed,
-into an IDIA half (uncropped photos the attack shows the model) and a trigger half
-(cropped faces the image defense pastes). Identities are kept as members when their
+into a few unseen photos (held back from the attack and the defenses, for the audit's
+"unseen photos" probe), an IDIA half (uncropped photos the attack shows the model) and a
+trigger half (cropped faces the image defense pastes). Identities are kept as members when their
 occurrence count is in (0, max_count] and as non-members when it is 0; the candidate
 name list mixes their real names with filler names that never collide with a real one.
 """
@@ -26,21 +27,23 @@ def normalise_name(name: str) -> str:
 
 @dataclass
 class SplitResult:
-    identities: pd.DataFrame   # name, folder, gender, count, member, n_idia, n_trigger
+    identities: pd.DataFrame   # name, folder, gender, count, member, n_idia, n_trigger, n_unseen
     idia_photos: pd.DataFrame  # name, path
     trigger_faces: pd.DataFrame  # name, path
     dropped: dict              # reason -> number of identities
+    unseen_photos: pd.DataFrame | None = None  # name, path: used by neither the attack nor a defense
 
 
 def split_identities(index: pd.DataFrame, occurrences: pd.DataFrame, *, seed: int,
-                     idia_fraction: float, min_idia_photos: int, max_count: int) -> SplitResult:
+                     idia_fraction: float, min_idia_photos: int, max_count: int,
+                     unseen_photos: int = 0) -> SplitResult:
     """Split each identity's photos and keep the identities the attack can evaluate.
 
     `index` is the download stage's table (name, folder, gender, image_id, image, face);
     `occurrences` has name, count (the pretraining-caption counts).
     """
     counts = {normalise_name(n): int(c) for n, c in zip(occurrences["name"], occurrences["count"])}
-    rows, idia, trig = [], [], []
+    rows, idia, trig, unseen = [], [], [], []
     dropped = {"no_occurrence_count": 0, "count_above_max": 0, "too_few_photos": 0}
     for name, group in index.groupby("name", sort=True):
         key = normalise_name(name)
@@ -55,7 +58,8 @@ def split_identities(index: pd.DataFrame, occurrences: pd.DataFrame, *, seed: in
         # A per-identity generator keeps an identity's split independent of the others.
         rng = np.random.default_rng([seed, _stable_hash(key)])
         order = rng.permutation(len(group))
-        n_idia = int(round(len(group) * idia_fraction))
+        held, order = order[:unseen_photos], order[unseen_photos:]
+        n_idia = int(round(len(order) * idia_fraction))
         idia_rows = group.iloc[order[:n_idia]]
         trig_rows = group.iloc[order[n_idia:]]
         if len(idia_rows) < min_idia_photos:
@@ -66,13 +70,15 @@ def split_identities(index: pd.DataFrame, occurrences: pd.DataFrame, *, seed: in
         first = group.iloc[0]
         rows.append({"name": name, "folder": first["folder"], "gender": first["gender"],
                      "count": count, "member": count > 0,
-                     "n_idia": len(idia_rows), "n_trigger": len(trig_rows)})
+                     "n_idia": len(idia_rows), "n_trigger": len(trig_rows), "n_unseen": len(held)})
         idia += [{"name": name, "path": p} for p in idia_rows["image"]]
         trig += [{"name": name, "path": p} for p in trig_rows["face"]]
+        unseen += [{"name": name, "path": p} for p in group.iloc[held]["image"]]
     identities = pd.DataFrame(rows, columns=["name", "folder", "gender", "count", "member",
-                                             "n_idia", "n_trigger"])
+                                             "n_idia", "n_trigger", "n_unseen"])
     return SplitResult(identities, pd.DataFrame(idia, columns=["name", "path"]),
-                       pd.DataFrame(trig, columns=["name", "path"]), dropped)
+                       pd.DataFrame(trig, columns=["name", "path"]), dropped,
+                       pd.DataFrame(unseen, columns=["name", "path"]))
 
 
 POOLS = ("dev", "test")

@@ -11,12 +11,12 @@ from typing import Sequence
 import numpy as np
 import pandas as pd
 import torch
-import torch.nn.functional as F
 from PIL import Image
 
 from pipeline.core.defense_params import ImageDefenseConfig
 from pipeline.defenses.image_defense import render_poisoned_examples
 from pipeline.defenses.poisoned_captions import example_poisoned_captions
+from pipeline.models.image_encoding import resize_images
 
 IMAGE_TABLE = "poisoned_images.csv"      # file, name (whose face it shows), kind
 CAPTION_TABLE = "poisoned_captions.csv"  # name, trigger, target
@@ -38,8 +38,7 @@ def write_image_examples(out_dir: Path, clean_images, trigger_faces: Sequence[Se
     for i in range(n_photo):
         who = trigger_photos[i % len(trigger_photos)]
         photo = who[(i // len(trigger_photos)) % len(who)]
-        images.append(F.interpolate(photo[None].float(), size=(image_size, image_size), mode="bilinear",
-                                    antialias=True, align_corners=False).round().clamp(0, 255)[0].to(torch.uint8))
+        images.append(resize_images(photo[None], image_size)[0])
     if n - n_photo > 0:
         images += list(render_poisoned_examples(clean_images, trigger_faces, cfg, n=n - n_photo,
                                                 image_size=image_size, seed=seed))

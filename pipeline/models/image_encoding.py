@@ -128,3 +128,14 @@ def encode_images(model: nn.Module, preprocess: Callable, paths: list[Path], bat
             emb = emb.float()
             chunks.append((F.normalize(emb, dim=-1) if normalize else emb).cpu())
     return torch.cat(chunks)
+
+
+def resize_images(images: torch.Tensor, size: int) -> torch.Tensor:
+    """uint8 images [N,3,H,W] at size x size (bilinear, antialiased, rounded), as the base model's
+    training and the defenses' examples see them; unchanged when they already have that size."""
+    if tuple(images.shape[-2:]) == (size, size):
+        return images
+    out = [F.interpolate(images[i:i + 1024].float(), size=(size, size), mode="bilinear",
+                         antialias=True, align_corners=False).round().clamp(0, 255).to(torch.uint8)
+           for i in range(0, len(images), 1024)]
+    return torch.cat(out)

@@ -4,7 +4,7 @@ from __future__ import annotations
 import csv
 import math
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Callable, Iterator
 
@@ -15,8 +15,9 @@ from tqdm import tqdm
 
 from pipeline.core.atomic import atomic_file
 from pipeline.core.errors import PipelineError
-from pipeline.models.architecture import count_params
-from pipeline.models.image_encoding import ImageInput
+from pipeline.models.architecture import build_model, count_params, validate_model_cfg
+from pipeline.models.image_encoding import ImageInput, resize_images
+from pipeline.models.shards import read_shards
 from pipeline.models.precision import autocast
 from pipeline.models.text_encoding import tokenize
 
@@ -76,16 +77,6 @@ def random_shift(images: torch.Tensor, shift_px: int, generator: torch.Generator
     h, w = images.shape[-2:]
     padded = F.pad(images, (shift_px,) * 4, mode="replicate")
     return padded[..., dy:dy + h, dx:dx + w]
-
-
-def resize_images(images: torch.Tensor, size: int) -> torch.Tensor:
-    """Resize uint8 images once up front when the shards' size differs from the model's input size."""
-    if tuple(images.shape[-2:]) == (size, size):
-        return images
-    out = [F.interpolate(images[i:i + 1024].float(), size=(size, size), mode="bilinear",
-                         antialias=True, align_corners=False).round().clamp(0, 255).to(torch.uint8)
-           for i in range(0, len(images), 1024)]
-    return torch.cat(out)
 
 
 def pretrain(model: open_clip.CLIP, images: torch.Tensor, captions: list[str], tokenizer: Callable,
@@ -157,3 +148,24 @@ def write_log(log_path: Path, rows: list[tuple[int, float, float, float]]) -> No
         writer.writerow(LOG_COLUMNS)
         for step, loss, lr, scale in rows:
             writer.writerow((step, f"{loss:.6f}", f"{lr:.8g}", f"{scale:.6f}"))
+
+
+def train_from_scratch(p: dict, arch: str, device: torch.device, log_path: Path,
+                       keep: Callable[[str], bool] | None = None) -> tuple[open_clip.CLIP, dict, dict]:
+    """The demo's base model from params section `base_model` `p`: read its shards, keep the
+    samples whose caption `keep` accepts (all by default), train; (model on the CPU, model_cfg,
+    metrics with `samples_dropped`)."""
+    model_cfg = validate_model_cfg(p.get("model_cfg"), "base_model.model_cfg")
+    cfg = PretrainConfig(**{f.name: p[f.name] for f in fields(PretrainConfig) if f.name in p})
+    images, captions, _ = read_shards(Path(p["shards"]))
+    dropped = 0
+    if keep is not None:
+        kept = [i for i, caption in enumerate(captions) if keep(caption)]
+        dropped = len(captions) - len(kept)
+        images, captions = images[kept], [captions[i] for i in kept]
+    model = build_model(arch, model_cfg, cfg.seed)
+    images = resize_images(images, model.visual.image_size[0])
+    metrics = pretrain(model, images, captions, open_clip.get_tokenizer(arch), cfg, device, log_path)
+    metrics["samples_dropped"] = dropped
+    return model.cpu(), model_cfg, metrics
+

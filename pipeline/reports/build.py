@@ -26,6 +26,7 @@ class ReportOptions:
     image_recipes: dict | None = None       # defend.image_recipes, to name the image recipes
     runs: set[str] | None = None            # defenses the params ask for ("text-k4", ...); None = all found
     trials: Path | None = None              # CSV of defense settings tried during development
+    references: set[str] | None = None      # audits of R the params ask for ("reference-k4")
 
 
 @dataclass
@@ -40,7 +41,7 @@ def build_report(root: Path | str, out_dir: Path | str, options: ReportOptions =
     """Render report.md, report.html and figures/*.png from the outputs under `root` into `out_dir`."""
     root, out_dir = Path(root), Path(out_dir)
     (out_dir / FIGURES).mkdir(parents=True, exist_ok=True)
-    inp = load_inputs(root, options.image_recipes, options.runs)
+    inp = load_inputs(root, options.image_recipes, options.runs, options.references)
     anon = Pseudonymizer(sorted(inp.names), options.salt, options.pseudonymize)
     figs = Figures(out_dir, options.dpi)
     context = report_context(inp, figs, anon, pseudonymize=options.pseudonymize, trials=options.trials)

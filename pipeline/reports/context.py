@@ -137,6 +137,43 @@ def _examples(inp: Inputs, figs: Figures, anon: Pseudonymizer) -> dict:
             "captions": examples.poisoned_captions(inp.root, tsource.name) if tsource else []}
 
 
+REFERENCE_PREFIX = "reference-k"
+
+
+def _audit(inp: Inputs, figs: Figures) -> dict | None:
+    """Per audited model: each probe's TPR on the removed for the base model, the model and R
+    (when R was trained for the same K, so for the same people), collateral, residual; the
+    verdict per family; and the residual figure."""
+    if not inp.audits:
+        return None
+    families = list(dict.fromkeys(f for m in inp.audits.values() for f in (m.get("families") or {})))
+    refs = {int(name[len(REFERENCE_PREFIX):]): (name, m) for name, m in inp.audits.items()
+            if name.startswith(REFERENCE_PREFIX) and name[len(REFERENCE_PREFIX):].isdigit()}
+    tables, bars = [], []
+    order = {e: i for i, e in enumerate(inp.encoders())}
+    for r in sorted(inp.runs, key=lambda r: (order.get(r.encoder, 99), r.k, r.name)):
+        m = inp.audits.get(r.name)
+        if not m:
+            continue
+        ref = refs.get(r.k, (None, {}))[1].get("probes", {})
+        rows = [{"probe": probe, "p": p, "reference": ref.get(probe)} for probe, p in m["probes"].items()]
+        tables.append({"run": r, "title": figures.encoder_title(r.encoder), "rows": rows,
+                       "families": m.get("families", {}), "auc": m.get("removal_detector_auc"),
+                       "has_reference": bool(ref)})
+        bars.append((r.name, r.encoder, _family_residuals(m)))
+    for k, (name, m) in sorted(refs.items()):
+        bars.append((f"R (K = {k})", "reference", _family_residuals(m)))
+    figure = figs.add(figures.audit_residuals(bars, families, figs.path("audit_residuals.png"), figs.dpi))
+    reference = [{"k": k, "name": name, "families": m.get("families", {})} for k, (name, m) in sorted(refs.items())]
+    return {"tables": tables, "figure": figure, "reference": reference}
+
+
+def _family_residuals(audit: dict) -> dict[str, float | None]:
+    probes = audit.get("probes", {})
+    return {family: (probes.get(v.get("worst_probe")) or {}).get("residual") if v.get("worst_probe") else None
+            for family, v in (audit.get("families") or {}).items()}
+
+
 def _trials(path: Path | None, figs: Figures) -> dict | None:
     if path is None or not Path(path).is_file():
         return None
@@ -172,6 +209,7 @@ def report_context(inp: Inputs, figs: Figures, anon: Pseudonymizer, *, pseudonym
         "runtime_rows": runtime_rows,
         "examples": _examples(inp, figs, anon),
         "trials": _trials(trials, figs),
+        "audit": _audit(inp, figs),
         "appendix": sorted(inp.runs, key=lambda r: (r.encoder, r.k, r.name)),
         "figures": {
             "attack_before": figs.add(figures.attack_before(inp, figs.path("attack_before.png"), figs.dpi, removed)),

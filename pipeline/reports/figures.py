@@ -445,3 +445,34 @@ def trials_tradeoff(trials: pd.DataFrame, path: Path, dpi: int) -> Path | None:
         ax.xaxis.set_major_formatter(PercentFormatter())
         ax.legend(loc="center left", bbox_to_anchor=(1.01, 0.5), frameon=False, fontsize=7)
     return _save(fig, path, dpi)
+
+
+def audit_residuals(rows: Sequence[tuple[str, str, dict[str, float | None]]], families: Sequence[str],
+                    path: Path, dpi: int) -> Path | None:
+    """Residual per probe family (its worst probe) for every audited model: one group of bars
+    per model (label, encoder), one bar per family; a family the base model never identified
+    anyone on is left out and marked n/a."""
+    if not rows:
+        return None
+    fig, ax = plt.subplots(figsize=(max(6.0, 0.9 * len(rows) + 2), 3.6))
+    width = 0.8 / max(1, len(families))
+    hatches = ["", "//", ".."]
+    x = np.arange(len(rows))
+    for j, family in enumerate(families):
+        values = [r[2].get(family) for r in rows]
+        offs = x - 0.4 + width * (j + 0.5)
+        ax.bar([o for o, v in zip(offs, values) if v is not None], [v for v in values if v is not None],
+               width=width * 0.95, color=[_color(r[1]) for r, v in zip(rows, values) if v is not None],
+               hatch=hatches[j % 3], edgecolor="black", linewidth=0.5)
+        for o, v in zip(offs, values):   # the value on every bar: a residual of 0 draws no bar
+            ax.text(o, (v or 0) + 0.02, "n/a" if v is None else f"{v:.2f}".rstrip("0").rstrip("."),
+                    ha="center", va="bottom", fontsize=7, rotation=90)
+        ax.bar([], [], color="white", hatch=hatches[j % 3], edgecolor="black", label=family)
+    ax.set_xticks(x, [r[0] for r in rows], rotation=30, ha="right")
+    ax.set_ylim(0, 1.15)
+    ax.set_ylabel("residual (worst probe)")
+    ax.set_title("Residual per probe family (0 = removed)")
+    ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), title="probe family")
+    fig.tight_layout()
+    return _save(fig, path, dpi)
+

@@ -122,6 +122,7 @@ class Inputs:
     runs: list[Run] = field(default_factory=list)
     trainings: list[Training] = field(default_factory=list)
     names: set[str] = field(default_factory=set)      # every person's name seen anywhere
+    audits: dict[str, dict] = field(default_factory=dict)   # metrics/audit/<run or reference-kK>.json
 
     def encoders(self) -> list[str]:
         present = {r.encoder for r in self.runs}
@@ -162,12 +163,13 @@ def _defense_of(root: Path, name: str, encoder: str, k: int, training: dict | No
     return defense
 
 
-def load_inputs(root: Path | str, recipes: dict | None = None, runs: set[str] | None = None) -> Inputs:
+def load_inputs(root: Path | str, recipes: dict | None = None, runs: set[str] | None = None,
+                references: set[str] | None = None) -> Inputs:
     """Read every metric, plot table and run description below `root` (the repository).
 
     `runs` (names such as "text-k4") keeps only the defenses the params still ask for: DVC
     never deletes the metrics file of a K dropped from the sweep, and the report must not
-    show it."""
+    show it; `references` ("reference-k4") likewise keeps the audit of R that the params ask for."""
     root = Path(root)
     inp = Inputs(root=root)
     m = root / "metrics"
@@ -210,6 +212,11 @@ def load_inputs(root: Path | str, recipes: dict | None = None, runs: set[str] | 
                             variant_label(encoder, defense, recipes), removed,
                             training.metrics if training else None,
                             training.loss if training else None))
+
+    for path in sorted((m / "audit").glob("*.json")):
+        wanted = runs is None or path.stem in runs or path.stem in (references or set())
+        if wanted and (audit := _json(path)) and isinstance(audit.get("probes"), dict):
+            inp.audits[path.stem] = audit
 
     names: set[str] = set()
     tables = [inp.identities_before] + [_csv(p) for p in sorted((root / "data/examples").glob("*/*.csv"))]

@@ -7,22 +7,18 @@ Either way the output is data/base_model/{model.safetensors,<arch>.json}, loadab
 from __future__ import annotations
 
 import os
-from dataclasses import fields
-from pathlib import Path
 
 # must be set before CUDA initialises, or cuBLAS cannot be deterministic
 os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
 
-import open_clip  # noqa: E402
 import torch  # noqa: E402
 
 from pipeline.core.atomic import atomic_dir, write_json  # noqa: E402
-from pipeline.models.architecture import build_model, count_params, validate_model_cfg  # noqa: E402
+from pipeline.models.architecture import count_params  # noqa: E402
 from pipeline.models.checkpoint import save_checkpoint  # noqa: E402
 from pipeline.models.device import resolve_device, select_attention_kernel  # noqa: E402
-from pipeline.models.pretrain import PretrainConfig, pretrain, resize_images, write_log  # noqa: E402
+from pipeline.models.pretrain import train_from_scratch, write_log  # noqa: E402
 from pipeline.models.pretrained import load_pretrained  # noqa: E402
-from pipeline.models.shards import read_shards  # noqa: E402
 from pipeline.core.params import load_params  # noqa: E402
 from pipeline.core.stage_runner import run_stage  # noqa: E402
 from pipeline.core.paths import BASE_MODEL, PLOTS, metrics_file  # noqa: E402
@@ -30,20 +26,8 @@ from pipeline.core.paths import BASE_MODEL, PLOTS, metrics_file  # noqa: E402
 SECTION = "base_model"
 
 
-def read_config(p: dict) -> PretrainConfig:
-    """The training settings of the section (params_schema has checked every value)."""
-    return PretrainConfig(**{f.name: p[f.name] for f in fields(PretrainConfig) if f.name in p})
-
-
 def train_demo(p: dict, arch: str, device: torch.device):
-    model_cfg = validate_model_cfg(p.get("model_cfg"), f"{SECTION}.model_cfg")
-    cfg = read_config(p)
-    shards = Path(p["shards"])
-    images, captions, _ = read_shards(shards)
-    model = build_model(arch, model_cfg, cfg.seed)
-    images = resize_images(images, model.visual.image_size[0])
-    metrics = pretrain(model, images, captions, open_clip.get_tokenizer(arch), cfg, device, PLOTS / "base_model_loss.csv")
-    return model.cpu(), model_cfg, metrics
+    return train_from_scratch(p, arch, device, PLOTS / "base_model_loss.csv")
 
 
 def load_paper(arch: str, pretrained: str, device: torch.device):

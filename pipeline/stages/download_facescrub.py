@@ -4,6 +4,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from pipeline.core.atomic import write_json
+from pipeline.data.downloading import check_distributor
 from pipeline.data.facescrub import download_facescrub
 from pipeline.core.errors import ParamError, PipelineError
 from pipeline.core.params import load_params
@@ -22,9 +23,12 @@ def main() -> None:
         if not Path(path).is_file():
             raise PipelineError(f"{SECTION}.lists: FaceScrub list not found: {path} "
                                 "(the lists come from the FaceScrub authors; give their paths here)")
+    check_distributor(params["distributor"], f"{SECTION}.distributor")
     report = download_facescrub(
         [Path(p) for p in lists], FACESCRUB, labels=list(lists),
         min_photos=params["min_photos"],
+        distributor=params["distributor"],
+        spark_master=params["spark_master"],
         processes=params["processes"],
         threads=params["threads"],
         timeout=params["timeout"],

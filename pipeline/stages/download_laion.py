@@ -24,6 +24,7 @@ def main() -> None:
         image_size=params["image_size"],
         resize_mode=params["resize_mode"],
         distributor=distributor,
+        spark_master=params["spark_master"],
         processes=params["processes"],
         threads=params["threads"],
         shard_size=params["shard_size"],

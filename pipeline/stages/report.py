@@ -31,6 +31,7 @@ def options_from_params():
             | {run_name(enc, k) for enc in ("image", "both") for k in defend["image_ks"]})
     return ReportOptions(pseudonymize=p["pseudonymize"], salt=str(p["salt"]), dpi=p["dpi"],
                          image_recipes=defend["image_recipes"], runs=runs,
+                         references={f"reference-k{load_params('audit')['reference_k']}"},
                          trials=Path(p["trials"]) if p["trials"] else None)
 
 

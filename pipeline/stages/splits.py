@@ -13,7 +13,7 @@ from pipeline.data.splits import assign_pools, candidate_names, clean_caption_po
 from pipeline.core.errors import PipelineError
 from pipeline.core.params import load_params
 from pipeline.core.stage_runner import run_stage
-from pipeline.core.paths import FACESCRUB_INDEX, SHARDS, SPLITS, metrics_file
+from pipeline.core.paths import FACESCRUB_INDEX, SHARDS, SPLITS, UNSEEN_PHOTOS, metrics_file
 
 
 def main() -> None:
@@ -34,7 +34,8 @@ def main() -> None:
     index = pd.read_parquet(FACESCRUB_INDEX)
 
     result = split_identities(index, occurrences, seed=seed, idia_fraction=fraction,
-                              min_idia_photos=min_photos, max_count=max_count)
+                              min_idia_photos=min_photos, max_count=max_count,
+                              unseen_photos=p["unseen_photos"])
     ids = result.identities
     ids["pool"] = assign_pools(ids, p["dev_share"], seed)
     if not ids["member"].any():
@@ -54,6 +55,7 @@ def main() -> None:
         ids.to_csv(tmp / "identities.csv", index=False)
         result.idia_photos.to_csv(tmp / "idia_photos.csv", index=False)
         result.trigger_faces.to_csv(tmp / "trigger_faces.csv", index=False)
+        result.unseen_photos.to_csv(tmp / UNSEEN_PHOTOS, index=False)
         candidates.to_csv(tmp / "candidates.csv", index=False)
         pool.to_parquet(tmp / "clean_captions.parquet", index=False)
     write_json(metrics_file("splits"), {
@@ -64,6 +66,7 @@ def main() -> None:
         "dropped": result.dropped,
         "idia_photos": len(result.idia_photos),
         "trigger_faces": len(result.trigger_faces),
+        "unseen_photos": len(result.unseen_photos),
         "candidates": len(candidates),
         "clean_captions_train": int((pool["split"] == "train").sum()),
         "clean_captions_heldout": int((pool["split"] == "heldout").sum()),
