@@ -51,7 +51,7 @@ HEADER = "name\timage_id\tface_id\turl\tbbox\tsha256"
 LAION_COLUMNS = ["URL", "TEXT", "WIDTH", "HEIGHT", "similarity", "hash", "punsafe", "pwatermark",
                  "AESTHETIC_SCORE"]
 
-# (name as in the FaceScrub list, name as in the occurrence CSV, LAION-400M count)
+# (name as in the FaceScrub list, name as in the real occurrence CSV, a count no test reads now)
 ACTORS = [("Freddy Prinze Jr.", "Freddie Prinze Jr", 120), ("Leslie Neilsen", "Leslie Nielsen", 35),
           ("Robert Di Niro", "Robert De Niro", 250), ("Omid Djalili", "Omid Djalili", 0),
           ("Ken Watanabe", "Ken Watanabe", 382)]          # count > 300: not evaluated
@@ -147,19 +147,6 @@ def write_facescrub(root: Path, base: str) -> dict[str, Path]:
     return lists
 
 
-def write_occurrences(path: Path) -> None:
-    """The IDIA paper's CSV: an unnamed index column, name, count, membership, bin."""
-    rows = [(fixed, count) for _, fixed, count in ACTORS + ACTRESSES] + [("Someone Elsewhere", 17)]
-    rows.sort(key=lambda r: r[1])
-    with path.open("w", newline="") as fh:
-        w = csv.writer(fh, lineterminator="\n")
-        w.writerow(["", "name", "count", "membership", "bin"])
-        for i, (name, count) in enumerate(rows):
-            low = min(count // 25 * 25, 300)
-            w.writerow([i, name, count, "member" if count else "non_member",
-                        f"[{low}, {low + 25 if low < 300 else 1000000})"])
-
-
 def write_laion(root: Path, base: str, n: int = 40) -> Path:
     (root / "laion").mkdir(parents=True, exist_ok=True)
     words = "sunset over the lake with mountains a red car parked in the street old town market".split()
@@ -221,28 +208,73 @@ def write_imagenetv2(path: Path, classes=(0, 1, 999), per_class: int = 2) -> Non
                 tar.addfile(info, io.BytesIO(data))
 
 
+# The paper's real inputs, byte for byte (../shared/data/real/README.md): params.yaml pins them.
+REAL = REPO.parent / "shared" / "data" / "real"
+REAL_FILES = {"occurrences": "laion_membership_occurence_count.csv",
+              "surnames": "common_last_names_US_2010.csv", "coco_captions": "captions_10000.txt"}
+needs_real = pytest.mark.skipif(not REAL.is_dir(), reason="needs ../shared/data/real (the paper's real inputs)")
+
+
+def pinned(name: str) -> str:
+    return yaml.safe_load((REPO / "params.yaml").read_text())["sources"][name]["sha256"]
+
+
 @pytest.fixture(scope="module")
 def real_sources(server) -> dict:
-    """Every paper input, in its real format, served over loopback HTTP: the `sources:` section."""
+    """Every paper input served over loopback HTTP: the `sources:` section. The occurrence
+    counts, the authors' surname CSV and their COCO captions are the real files (checked
+    against the sha256 that params.yaml pins); the rest are made here in their real format."""
+    if not REAL.is_dir():
+        pytest.skip("needs ../shared/data/real (the paper's real inputs)")
     root, base, _ = server
     lists = write_facescrub(root, base)
-    write_occurrences(root / "laion_membership_occurence_count.csv")
+    for name in REAL_FILES.values():
+        shutil.copyfile(REAL / name, root / name)
     write_laion(root, base)
     write_ssa_zip(root / "names.zip")
-    (root / "census").mkdir(exist_ok=True)
-    write_census_zip(root / "census" / "names.zip")
     write_imagenetv2(root / "imagenetv2-matched-frequency.tar.gz")
-    occ = root / "laion_membership_occurence_count.csv"
     return {
         "facescrub_lists": [f"{base}/{name}" for name in lists],
-        "occurrences": {"url": f"{base}/{occ.name}", "sha256": sources.sha256_file(occ)},
+        **{key: {"url": f"{base}/{name}", "sha256": pinned(key)} for key, name in REAL_FILES.items()},
         "laion_parquet": {"url": f"{base}/laion/train-00000-of-00001.parquet", "sha256": ""},
         "first_names": {"url": f"{base}/names.zip", "sha256": ""},
-        "surnames": {"url": f"{base}/census/names.zip", "sha256": ""},
         "imagenetv2": {"url": f"{base}/imagenetv2-matched-frequency.tar.gz",
                        "sha256": sources.sha256_file(root / "imagenetv2-matched-frequency.tar.gz")},
         "names_per_list": 20, "timeout": 10, "connect_timeout": 2, "retries": 1,
     }
+
+
+@needs_real
+def test_the_pinned_checksums_are_the_real_files():
+    """params.yaml pins the three inputs that ../shared/data/real holds, byte for byte."""
+    for key, name in REAL_FILES.items():
+        assert pinned(key) == sources.sha256_file(REAL / name), key
+    assert pinned("occurrences") == "9945b17e96bf2d10316dc0dc24d6dc16d5ddacba0d81d1a8df32d24da0da9942"
+
+
+@needs_real
+def test_real_surnames_csv_and_occurrences_read_as_the_paper_uses_them():
+    from pipeline.data.occurrences import read_occurrences
+
+    last = filler_names.surnames(REAL / REAL_FILES["surnames"], 1000)   # UTF-8 BOM, "1,234" counts
+    assert len(last) == 1000 and last[:4] == ["Smith", "Johnson", "Williams", "Brown"]
+    occ = read_occurrences(REAL / REAL_FILES["occurrences"], "sources.occurrences")
+    assert len(occ) == 548 and (occ["membership"] == "member").sum() == 540
+    assert occ.set_index("name").loc["Delta Burke", "count"] == 257
+
+
+@needs_real
+def test_real_coco_captions_become_the_text_defense_pool(tmp_path):
+    from pipeline.data.splits import text_caption_pool
+
+    pool = text_caption_pool(REAL / REAL_FILES["coco_captions"], ["Delta Burke"])
+    assert len(pool) == 10000 and pool["caption"].str.len().min() > 0
+    assert pool["caption"].iloc[0] == "a person standing close to an elephant"   # whitespace normalised
+    # a caption naming an identity is dropped, as in the corpus pool
+    (tmp_path / "c.txt").write_text("A dog on a sofa\n\nDelta Burke at the premiere\n")
+    assert list(text_caption_pool(tmp_path / "c.txt", ["Delta Burke"])["caption"]) == ["A dog on a sofa"]
+    with pytest.raises(PipelineError, match="splits.text_captions: file not found"):
+        text_caption_pool(tmp_path / "missing.txt", [])
 
 
 # ---------------------------------------------------------------- the one switch
@@ -469,15 +501,18 @@ def test_paper_world_lays_out_every_real_input(tmp_path, real_sources):
     manifest = build_paper_world(params, out, progress=False)
     assert sorted(p.name for p in (out / "facescrub").iterdir()) == ["facescrub_actors.txt", "facescrub_actresses.txt"]
     assert (out / "facescrub" / "facescrub_actors.txt").read_text().startswith(HEADER + "\n")
-    assert pd.read_csv(out / "occurrences.csv")["name"].str.contains("Freddie Prinze Jr").any()
+    assert (out / "occurrences.csv").read_bytes() == (REAL / REAL_FILES["occurrences"]).read_bytes()
+    assert (out / "coco_captions.txt").read_bytes() == (REAL / REAL_FILES["coco_captions"]).read_bytes()
     assert pq.read_schema(out / "laion" / "laion.parquet").names == LAION_COLUMNS
-    assert filler_names.read_filler_names(out / "filler_names.csv") == (
-        ["Jacob", "Michael", "Joshua", "Jordan"], ["Emily", "Hannah", "Madison", "Ava", "Jordan"],
-        ["Smith", "Johnson", "Williams", "Mcdonald"])
+    male, female, last = filler_names.read_filler_names(out / "filler_names.csv")
+    assert (male, female) == (["Jacob", "Michael", "Joshua", "Jordan"], ["Emily", "Hannah", "Madison", "Ava", "Jordan"])
+    assert len(last) == 20 and last[:4] == ["Smith", "Johnson", "Williams", "Brown"]   # the authors' top surnames
     assert sorted(p.name for p in (out / "benchmark" / "imagenetv2" / "images").iterdir()) == ["0", "1", "999"]
     assert json.loads((out / "sources.json").read_text()) == manifest
     assert manifest["sources.imagenetv2"]["sha256"] == real_sources["imagenetv2"]["sha256"]
-    assert manifest["filler_names"] == {"male": 4, "female": 5, "surname": 4}
+    assert manifest["filler_names"] == {"male": 4, "female": 5, "surname": 20}
+    for key in REAL_FILES:
+        assert manifest[f"sources.{key}"]["sha256"] == pinned(key)
     # a second build comes entirely from the download cache
     build_paper_world(params, tmp_path / "again", progress=False)
     assert (tmp_path / "again" / "laion" / "laion.parquet").read_bytes() == (out / "laion" / "laion.parquet").read_bytes()
@@ -646,7 +681,10 @@ def test_paper_profile_runs_end_to_end_on_real_formats(tmp_path, real_sources):
         **{f"sources.{k}": v for k, v in flatten({**real_sources, "cache_dir": str(tmp_path / "cache")}).items()},
         "download_facescrub.processes": 1, "download_facescrub.threads": 4, "download_facescrub.min_photos": 4,
         "download_laion.processes": 1, "download_laion.threads": 4, "download_laion.shard_size": 100,
-        "splits.min_idia_photos": 2, "splits.unseen_photos": 1, "splits.candidate_names": 8,
+        # max_count above every real count and one pool: with random weights the attack must
+        # still find someone of the test pool to remove
+        "splits.min_idia_photos": 2, "splits.unseen_photos": 1, "splits.candidate_names": 10,
+        "splits.max_count": 100000, "splits.dev_share": 0.0,
         "splits.heldout_captions": 8,
         "base_model.pretrained": str(weights), "base_model.threads": 2,
         "idia_before.batch_size": 64, "idia_before.workers": 1,
@@ -684,7 +722,8 @@ def check_paper_run(repo: Path, real_sources: dict, weights: Path) -> None:
     assert manifest["sources.imagenetv2"]["images"] == 6
     assert manifest["sources.occurrences"]["sha256"] == real_sources["occurrences"]["sha256"]
     names = pd.read_csv(world / "filler_names.csv")
-    assert list(names.loc[names["kind"] == "surname", "name"]) == ["Smith", "Johnson", "Williams", "Mcdonald"]
+    surnames = list(names.loc[names["kind"] == "surname", "name"])
+    assert len(surnames) == 20 and surnames[:2] == ["Smith", "Johnson"]
     assert len((world / "benchmark/imagenetv2/classnames.txt").read_text().splitlines()) == 1000
 
     fs = json.loads((repo / "metrics/download_facescrub.json").read_text())
@@ -695,15 +734,20 @@ def check_paper_run(repo: Path, real_sources: dict, weights: Path) -> None:
     laion = json.loads((repo / "metrics/download_laion.json").read_text())
     assert laion["downloaded"] == laion["rows_read"] == 40
 
-    ids = pd.read_csv(repo / "data/splits/identities.csv")
-    assert set(ids.loc[ids["member"], "name"]) == {"Freddie Prinze Jr", "Leslie Nielsen", "Robert De Niro",
-                                                  "Tatyana Ali", "Delta Burke"}
-    assert set(ids.loc[~ids["member"], "name"]) == {"Omid Djalili", "Malu Leicher"}
+    ids = pd.read_csv(repo / "data/splits/identities.csv").set_index("name")
+    # the real LAION-400M counts: Malu Leicher never occurs; Robert De Niro 6,699 times
+    assert set(ids.index[ids["member"]]) == {"Freddie Prinze Jr", "Leslie Nielsen", "Robert De Niro",
+                                             "Ken Watanabe", "Omid Djalili", "Tatyana Ali", "Delta Burke"}
+    assert set(ids.index[~ids["member"]]) == {"Malu Leicher"}
+    assert ids.loc["Delta Burke", "count"] == 257 and ids.loc["Robert De Niro", "count"] == 6699
     candidates = pd.read_csv(repo / "data/splits/candidates.csv")
     fillers = set(candidates.loc[~candidates["real"], "name"])
-    assert len(candidates) == 8 and all(n.split()[-1] in {"Smith", "Johnson", "Williams", "Mcdonald"} for n in fillers)
+    assert len(candidates) == 10 and len(fillers) == 2 and all(n.split()[-1] in surnames for n in fillers)
     clean = pd.read_parquet(repo / "data/splits/clean_captions.parquet")
     assert not clean["caption"].str.contains("Delta Burke").any()
+    text = pd.read_parquet(repo / "data/splits/text_captions.parquet")     # the authors' COCO captions
+    assert len(text) == 10000 and not set(text["caption"]) & set(clean["caption"])
+    assert json.loads((repo / "metrics/splits.json").read_text())["text_defense_captions"] == 10000
 
     base = json.loads((repo / "metrics/base_model.json").read_text())
     assert base["pretrained"] == str(weights) and base["params_millions"] > 100

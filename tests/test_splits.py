@@ -101,6 +101,20 @@ def test_candidate_names_too_few_is_one_clear_error():
                         last_names=LAST)
 
 
+def test_candidate_capacity_counts_only_taken_names_the_lists_can_produce():
+    """548 real occurrence names are forbidden, but only those made of the lists' words block a
+    filler (the paper profile on a small list failed with 'at most -368' before)."""
+    forbidden = [f"Someone Else{i}" for i in range(500)] + ["Ben Lee"]
+    n_male, n_female = len(set(FIRST_M)), len(set(FIRST_F))
+    full = 2 * (len(LAST) * n_male - 2)   # Adam Lee and Ben Lee take two male combinations
+    table = candidate_names(["Adam Lee"], 1 + full, seed=0, first_male=FIRST_M, first_female=FIRST_F,
+                            last_names=LAST, forbidden=forbidden)
+    assert (~table["real"]).sum() == full
+    with pytest.raises(PipelineError, match="needs .* filler names but the name lists give at most"):
+        candidate_names(["Adam Lee"], 2 + len(LAST) * (n_male + n_female), seed=0, first_male=FIRST_M,
+                        first_female=FIRST_F, last_names=LAST, forbidden=forbidden)
+
+
 def test_clean_caption_pool_drops_named_captions():
     captions = ["Ann Lee at the premiere", "a person with red hair", "ann  lee smiling",
                 "a drawing of a red star", "portrait of Bob Ray", "a blue square"]

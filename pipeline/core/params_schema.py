@@ -61,6 +61,7 @@ class Sources:
     surnames: FileSource
     names_per_list: Positive
     imagenetv2: FileSource
+    coco_captions: FileSource
 
 
 @section
@@ -101,6 +102,7 @@ class Splits:
     heldout_captions: NonNegative
     dev_share: Annotated[Float, Field(ge=0, lt=1)]
     filler_names: Path_ = "data/world/filler_names.csv"
+    text_captions: Path_ = "corpus"
 
 
 # ---------------------------------------------------------------- models

@@ -25,6 +25,7 @@ DEFENDED = Path("data/defended")       # one checkpoint folder per run
 EXAMPLES = Path("data/examples")       # what each defense trained on, for the report
 EVALUATE = Path("data/evaluate")       # per-identity attack table per run
 REFERENCE = Path("data/reference")     # R: the base model retrained without the removed people's captions
+TEXT_CAPTIONS = "text_captions.parquet"  # in SPLITS: what the text defense trains on (splits.text_captions)
 UNSEEN_PHOTOS = "unseen_photos.csv"    # in SPLITS: photos held back from the attack and the defenses
 AUDIT = Path("data/audit")             # per-identity probe tables: base/ and one folder per run
 METRICS = Path("metrics")

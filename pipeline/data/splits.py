@@ -12,6 +12,7 @@ from __future__ import annotations
 import random
 import re
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Callable
 
 import numpy as np
@@ -111,11 +112,18 @@ def candidate_names(real_names: list[str], total: int, *, seed: int, first_male:
         raise PipelineError(f"splits.candidate_names = {total} is smaller than the "
                             f"{len(real_names)} evaluated identities; allowed: >= {len(real_names)}")
     taken = {normalise_name(n) for n in list(real_names) + list(forbidden)}
-    capacity = (len(set(first_male)) + len(set(first_female))) * len(set(last_names))
     needed = total - len(real_names)
-    if needed > capacity - len(taken):
-        raise PipelineError(f"splits.candidate_names = {total} needs {needed} filler names but the "
-                            f"name lists give at most {capacity - len(taken)}")
+    # Fillers alternate male, female: each half must fit in what its lists can still produce
+    # (only the taken names that the lists could produce count against it).
+    lasts = {normalise_name(n) for n in last_names}
+    for share, firsts in ((needed - needed // 2, first_male), (needed // 2, first_female)):
+        firsts = {normalise_name(n) for n in firsts}
+        producible = len(firsts) * len(lasts)
+        blocked = sum(1 for n in taken if n.split(" ", 1)[0] in firsts and n.partition(" ")[2] in lasts)
+        if share > producible - blocked:
+            raise PipelineError(f"splits.candidate_names = {total} needs {needed} filler names but the "
+                                f"name lists give at most {2 * (producible - blocked)} "
+                                f"({producible - blocked} per sex); allowed: <= {len(real_names) + 2 * (producible - blocked)}")
     rng = random.Random(seed)
     fillers: list[str] = []
     while len(fillers) < needed:
@@ -149,6 +157,25 @@ def clean_caption_pool(keys: list[str], captions: list[str], names: list[str], *
     return pd.DataFrame({"key": [keys[i] for i in keep],
                          "caption": [captions[i] for i in keep],
                          "split": split})
+
+
+def text_caption_pool(path: Path | str, names: list[str], key: str = "splits.text_captions") -> pd.DataFrame:
+    """Captions for the text defense from a file (one caption per line, UTF-8, e.g. the authors'
+    10,000 MS-COCO captions): stripped, empty lines and lines naming any of `names` dropped."""
+    path = Path(path)
+    if not path.is_file():
+        raise PipelineError(f"{key}: file not found: {path} (a UTF-8 text file, one caption per line; "
+                            "or 'corpus' for the downloaded corpus' captions)")
+    try:
+        lines = path.read_text(encoding="utf-8-sig").splitlines()
+    except UnicodeDecodeError as exc:
+        raise PipelineError(f"{key}: {path} is not UTF-8 text ({exc.reason} at byte {exc.start})") from None
+    mentions = name_matcher(names)
+    captions = [" ".join(line.split()) for line in lines]
+    kept = [c for c in captions if c and not mentions(c)]
+    if not kept:
+        raise PipelineError(f"{key}: {path} holds no caption that names none of the identities")
+    return pd.DataFrame({"caption": kept})
 
 
 # A word is a run of letters or digits: "Lee" is not in "Leeds", but is in "Lee's" and "Lee-Smith".

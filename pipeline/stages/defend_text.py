@@ -21,7 +21,7 @@ from pipeline.defenses.records import removal_inputs, write_defense
 from pipeline.defenses.targets import choose_text_target
 from pipeline.defenses.text_defense import train_text_defense
 from pipeline.defenses.towers import build_defended_model
-from pipeline.core.paths import (BASE_MODEL, DEFENDED, EXAMPLES, IDIA_BEFORE, SPLITS, metrics_file,
+from pipeline.core.paths import (BASE_MODEL, DEFENDED, EXAMPLES, IDIA_BEFORE, SPLITS, TEXT_CAPTIONS, metrics_file,
                                  plot_file, run_name)
 
 
@@ -30,20 +30,21 @@ def main() -> None:
     ap.add_argument("--k", type=int, required=True)
     k = ap.parse_args().k
     p = load_params("defend")
-    device, names, loaded, train = removal_inputs(p, k, identities=IDIA_BEFORE / "identities.csv",
+    device, names, loaded, _ = removal_inputs(p, k, identities=IDIA_BEFORE / "identities.csv",
                                                   pools=SPLITS / "identities.csv", base=BASE_MODEL,
                                                   clean_captions=SPLITS / "clean_captions.parquet")
     candidates = list(pd.read_csv(SPLITS / "candidates.csv")["name"])
     target = choose_text_target(p["text"]["target"], p["text_target_fallbacks"], candidates)
     cfg = text_config_from_dict({**p["text"], "target": target})
-    run = train_text_defense(loaded.model, loaded.tokenizer, list(train["caption"]), names, cfg, device)
+    captions = list(pd.read_parquet(SPLITS / TEXT_CAPTIONS)["caption"])  # splits.text_captions
+    run = train_text_defense(loaded.model, loaded.tokenizer, captions, names, cfg, device)
     defended = build_defended_model(loaded.model, text_student=run.student)
     name = run_name("text", k)
     write_defense(run, defended, loaded, names, cfg, encoder="text", k=k, seed=p["seed"],
                   out_dir=DEFENDED / name, plot=plot_file("defend", name),
                   metrics=metrics_file("defend", name))
     with atomic_dir(EXAMPLES / name) as tmp:
-        write_caption_examples(tmp, list(train["caption"]), names, cfg.target, p["examples"]["captions"], p["seed"])
+        write_caption_examples(tmp, captions, names, cfg.target, p["examples"]["captions"], p["seed"])
 
 
 if __name__ == "__main__":

@@ -9,11 +9,12 @@ from pipeline.core.atomic import atomic_dir, write_json
 from pipeline.data.corpus import read_shard_captions
 from pipeline.data.filler_names import read_filler_names
 from pipeline.data.occurrences import read_occurrences
-from pipeline.data.splits import assign_pools, candidate_names, clean_caption_pool, split_identities
+from pipeline.data.splits import (assign_pools, candidate_names, clean_caption_pool, split_identities,
+                                  text_caption_pool)
 from pipeline.core.errors import PipelineError
 from pipeline.core.params import load_params
 from pipeline.core.stage_runner import run_stage
-from pipeline.core.paths import FACESCRUB_INDEX, SHARDS, SPLITS, UNSEEN_PHOTOS, metrics_file
+from pipeline.core.paths import FACESCRUB_INDEX, SHARDS, SPLITS, TEXT_CAPTIONS, UNSEEN_PHOTOS, metrics_file
 
 
 def main() -> None:
@@ -50,6 +51,12 @@ def main() -> None:
     # Captions naming ANY downloaded identity are unsafe as "clean" text, not only evaluated ones.
     pool = clean_caption_pool(keys, captions, list(index["name"].unique()),
                               heldout=heldout, seed=seed)
+    # The text defense trains on the corpus' clean captions, or on a caption file (the authors
+    # used 10,000 MS-COCO captions); the held-out similarity captions stay the corpus' either way.
+    if p["text_captions"] == "corpus":
+        text = pool.loc[pool["split"] == "train", ["caption"]].reset_index(drop=True)
+    else:
+        text = text_caption_pool(p["text_captions"], list(index["name"].unique()) + list(occurrences["name"]))
 
     with atomic_dir(SPLITS) as tmp:
         ids.to_csv(tmp / "identities.csv", index=False)
@@ -58,6 +65,7 @@ def main() -> None:
         result.unseen_photos.to_csv(tmp / UNSEEN_PHOTOS, index=False)
         candidates.to_csv(tmp / "candidates.csv", index=False)
         pool.to_parquet(tmp / "clean_captions.parquet", index=False)
+        text.to_parquet(tmp / TEXT_CAPTIONS, index=False)
     write_json(metrics_file("splits"), {
         "members": int(ids["member"].sum()),
         "nonmembers": int((~ids["member"]).sum()),
@@ -70,6 +78,7 @@ def main() -> None:
         "candidates": len(candidates),
         "clean_captions_train": int((pool["split"] == "train").sum()),
         "clean_captions_heldout": int((pool["split"] == "heldout").sum()),
+        "text_defense_captions": len(text),
     })
     print(f"splits: {int(ids['member'].sum())} members, {int((~ids['member']).sum())} non-members, "
           f"{len(candidates)} candidate names, {len(pool)} clean captions")

@@ -8,6 +8,7 @@ pipeline.world.paper.sources with their checksums:
     laion/laion.parquet             LAION-Aesthetics v2 6.5+ (URL, TEXT, WIDTH, HEIGHT, ...)
     occurrences.csv                 LAION-400M counts per FaceScrub name (IDIA paper)
     filler_names.csv                SSA first names + Census 2010 surnames (name,kind)
+    coco_captions.txt               the authors' 10,000 MS-COCO captions (splits.text_captions may name it)
     benchmark/imagenetv2/           ImageNetV2 matched-frequency: classnames.txt, templates.txt,
                                     images/<class_index>/*.jpeg (open_clip's ImageNet names and
                                     the 80 OpenAI templates)
@@ -30,7 +31,7 @@ from pipeline.core.errors import ParamError, PipelineError
 from pipeline.core.params import require
 
 SECTION = "sources"
-FILE_SOURCES = ("occurrences", "first_names", "surnames", "laion_parquet", "imagenetv2")
+FILE_SOURCES = ("occurrences", "first_names", "surnames", "laion_parquet", "imagenetv2", "coco_captions")
 LAION_COLUMNS = ("URL", "TEXT")
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".webp")
 FACESCRUB_HEADER = "name\timage_id\tface_id\turl\tbbox\tsha256"
@@ -127,6 +128,9 @@ def build_paper_world(p: dict, out_dir: Path, *, progress: bool = True) -> dict:
     male, female = filler_names.first_names(get(f"{SECTION}.first_names", **cfg["first_names"]), top)
     last = filler_names.surnames(get(f"{SECTION}.surnames", **cfg["surnames"]), top)
     filler_names.write_filler_names(out_dir / "filler_names.csv", male, female, last)
+
+    coco = get(f"{SECTION}.coco_captions", **cfg["coco_captions"])
+    sources.place(coco, out_dir / "coco_captions.txt")
 
     parquet = get(f"{SECTION}.laion_parquet", **cfg["laion_parquet"])
     check_laion_parquet(parquet, f"{SECTION}.laion_parquet")
