@@ -161,6 +161,40 @@ def test_probe_table_on_a_tiny_model_agrees_with_the_attack(tmp_path):
     assert (table.drop(columns="name") != table["exact"].to_numpy()[:, None]).any().any()  # probes differ
 
 
+def test_reused_tower_embeddings_give_the_same_table_and_skip_that_tower(tmp_path):
+    """A defended model whose image tower is the base's: reusing the base's photo embeddings
+    gives exactly the table that encoding them again gives, and encodes no photo."""
+    import copy
+    from types import SimpleNamespace
+
+    from open_clip.tokenizer import SimpleTokenizer
+
+    from pipeline.audit.run import probe_table, tower_embeddings
+    from tests.test_attack import _split_tables, tiny_clip
+
+    identities, photos, candidates = _split_tables(tmp_path)
+    preprocess = open_clip.image_transform(32, is_train=False)
+    base = SimpleNamespace(model=tiny_clip(), tokenizer=SimpleTokenizer(context_length=32), preprocess=preprocess)
+    kept = {}
+    base_table = probe_table(base, identities, photos, candidates, batch_size=4, device="cpu", root=tmp_path,
+                             keep=kept)
+    assert {"texts/exact", "texts/heldout", "photos/exact", "photos/mirrored"} <= set(kept)
+
+    text_defended = copy.deepcopy(base.model)
+    with torch.no_grad():
+        text_defended.token_embedding.weight.mul_(-1.0)      # "the text tower was trained"
+    calls = []
+    text_defended.encode_image = lambda *a, **k: calls.append(1) or base.model.encode_image(*a, **k)
+    defended = SimpleNamespace(model=text_defended, tokenizer=base.tokenizer, preprocess=preprocess)
+    reused = probe_table(defended, identities, photos, candidates, batch_size=4, device="cpu", root=tmp_path,
+                         reuse=tower_embeddings(kept, "photos"))
+    assert not calls                                            # no photo encoded again
+    calls.clear()
+    encoded = probe_table(defended, identities, photos, candidates, batch_size=4, device="cpu", root=tmp_path)
+    assert calls and reused.equals(encoded)
+    assert not reused.equals(base_table)                        # the new text tower changed the probes
+
+
 def test_probe_summary_reads_residuals_collateral_and_verdicts():
     import pandas as pd
 

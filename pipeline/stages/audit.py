@@ -11,19 +11,23 @@ the ROC AUC of the "was this name removed?" detector.
 from __future__ import annotations
 
 import argparse
+import time
 from pathlib import Path
 
 import pandas as pd
 import yaml
+from safetensors.torch import load_file
 
 from pipeline.attack.run import encode_idia_texts
 from pipeline.audit.fingerprint import roc_auc, target_cosine
-from pipeline.audit.run import PROBES_FILE, probe_table, split_tables, template_counts
+from pipeline.attack.run import load_embeddings
+from pipeline.audit.run import (EMBEDDINGS_FILE, PROBES_FILE, probe_table, split_tables, template_counts,
+                                tower_embeddings)
 from pipeline.audit.summary import probe_summary
 from pipeline.core.atomic import atomic_dir, write_json
 from pipeline.core.errors import PipelineError
 from pipeline.core.params import load_params
-from pipeline.core.paths import AUDIT, SPLITS, metrics_file, parse_run_name
+from pipeline.core.paths import AUDIT, EVALUATE, SPLITS, metrics_file, parse_run_name
 from pipeline.core.stage_runner import run_stage
 from pipeline.models.checkpoint import load_model
 from pipeline.models.device import resolve_device
@@ -40,6 +44,23 @@ def removal_detector_auc(model, tokenizer, members: list[str], removed: list[str
     target_emb = encode_texts(model, tokenizer, [target], 1, device, progress=None, bf16=bf16)[0]
     scores = target_cosine(names, target_emb)
     return roc_auc(scores, [m in set(removed) for m in members])
+
+
+def reused_embeddings(encoder: str, name: str) -> dict:
+    """What a defended model gives exactly as already computed, so it is not encoded again: the
+    base model's probe embeddings for the tower its defense did not train (audit_base), and the
+    exact attack's embeddings of the trained tower (its evaluate stage). R is a new model: none."""
+    if encoder == "reference":
+        return {}
+    reuse = {}
+    untouched = {"text": "photos", "image": "texts"}.get(encoder)
+    if untouched:
+        reuse.update(tower_embeddings(load_file(str(AUDIT / "base" / EMBEDDINGS_FILE)), untouched))
+    if encoder in ("text", "both"):
+        reuse["texts/exact"] = load_embeddings(EVALUATE / name / "text_embeddings.safetensors")
+    if encoder in ("image", "both"):
+        reuse["photos/exact"] = load_embeddings(EVALUATE / name / "image_embeddings.safetensors")
+    return reuse
 
 
 def main() -> None:
@@ -63,13 +84,17 @@ def main() -> None:
         write_json(metrics_file("audit", name), {"skipped": skipped.read_text().strip()})
         print(f"audit {name}: skipped ({skipped.read_text().strip()})")
         return
-    loaded = load_model(model_dir, device)
-    table = probe_table(loaded, **tables, batch_size=p["batch_size"], device=device, seed=p["seed"], bf16=p["bf16"])
-    with atomic_dir(AUDIT / name) as tmp:
-        table.to_csv(tmp / PROBES_FILE, index=False)
     base_file = AUDIT / "base" / PROBES_FILE
     if not base_file.is_file():
         raise PipelineError(f"{base_file} not found; run the base model's audit first (dvc repro audit_base)")
+    loaded = load_model(model_dir, device)
+    reuse = reused_embeddings(encoder, name)
+    start = time.perf_counter()
+    table = probe_table(loaded, **tables, batch_size=p["batch_size"], device=device, seed=p["seed"],
+                        bf16=p["bf16"], reuse=reuse)
+    seconds = time.perf_counter() - start
+    with atomic_dir(AUDIT / name) as tmp:
+        table.to_csv(tmp / PROBES_FILE, index=False)
     removed = list(pd.read_csv(model_dir / "removed.csv")["name"])
     members = identities.set_index("name")["member"].astype(str).str.lower().isin(["true", "1"])
     metrics = probe_summary(pd.read_csv(base_file), table, members, removed, tau)
@@ -80,6 +105,7 @@ def main() -> None:
         member_names = list(members[members].index)
         metrics["removal_detector_auc"] = removal_detector_auc(
             loaded.model, loaded.tokenizer, member_names, removed, target, p["batch_size"], device, p["bf16"])
+    metrics["seconds"] = {"probes": round(seconds, 1), "embeddings_reused": len(reuse)}
     write_json(metrics_file("audit", name), metrics)
     verdicts = ", ".join(f"{f}: {v['verdict']}" for f, v in metrics["families"].items())
     print(f"audit {name}: {verdicts}")

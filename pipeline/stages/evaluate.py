@@ -13,7 +13,7 @@ import pandas as pd
 import yaml
 
 from pipeline.core.atomic import atomic_dir, write_json
-from pipeline.attack.run import load_embeddings, run_idia
+from pipeline.attack.run import load_embeddings, run_idia, save_embeddings
 from pipeline.evaluation.collateral import compare
 from pipeline.evaluation.defended import image_metrics, text_metrics, zeroshot_against_base
 from pipeline.models.checkpoint import load_model
@@ -71,6 +71,9 @@ def main() -> None:
 
     with atomic_dir(EVALUATE / name) as tmp:
         table.to_csv(tmp / "identities.csv", index=False)
+        # the attack's embeddings of this model, as idia_before saves the base model's: the audit reuses them
+        save_embeddings(tmp / "text_embeddings.safetensors", after.text_emb)
+        save_embeddings(tmp / "image_embeddings.safetensors", after.image_emb)
     write_json(metrics_file("evaluate", name), metrics)
     print(f"evaluate {name}: tpr_removed {metrics['tpr_removed']:.2f}, wrongfully unlearned "
           f"{metrics['wrongfully_unlearned']} ({metrics['wrongfully_unlearned_pct']:.1f} %)")
