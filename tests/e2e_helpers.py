@@ -41,7 +41,8 @@ TINY = {
                                           "backdoor_batch_size": 16, "retain_batch_size": 8,
                                           "lr": 1.0e-3}}},
     "evaluate": {"similarity_samples": 50},
-    "audit": {"reference_k": 2},
+    "audit": {"reference_k": 2,
+              "relearn": {"models": ["image-k2", "reference-k2"], "checkpoints": [2, 4], "batch_size": 16}},
 }
 
 

@@ -216,3 +216,32 @@ def test_probe_summary_reads_residuals_collateral_and_verdicts():
     assert out["families"]["unseen photos"]["verdict"] == "removed"
     with pytest.raises(ValueError, match="missing from the probe table"):
         probe_summary(base, after, members, ["Zed Nobody"], tau=1)
+
+
+def test_relearning_fine_tunes_a_copy_and_probes_at_every_checkpoint():
+    """A few relearning steps change the copy the probe sees, never the model given; seeded."""
+    from open_clip.tokenizer import SimpleTokenizer
+
+    from pipeline.audit.relearn import RelearnConfig, relearn
+    from pipeline.core.errors import PipelineError
+    from tests.test_attack import tiny_clip
+
+    model = tiny_clip()
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    images = torch.randint(0, 256, (12, 3, 32, 32), dtype=torch.uint8, generator=torch.Generator().manual_seed(0))
+    captions = [f"a {c} square on a {b} wall" for c in ("red", "blue", "green") for b in ("white", "grey", "black", "tan")]
+    anchor = model.token_embedding.weight.detach().clone()
+
+    def probe(m):
+        assert m is not model
+        return {"moved": float((m.token_embedding.weight.detach() - anchor).abs().sum())}
+
+    cfg = RelearnConfig(checkpoints=(1, 3), batch_size=4, lr=1e-2, seed=0)
+    rows = relearn(model, images, captions, SimpleTokenizer(context_length=32), cfg, "cpu", probe)
+    assert [r["step"] for r in rows] == [0, 1, 3]
+    assert rows[0]["moved"] == 0.0 < rows[1]["moved"] < rows[2]["moved"]
+    assert all(torch.equal(before[k], v) for k, v in model.state_dict().items())   # the given model is untouched
+    again = relearn(model, images, captions, SimpleTokenizer(context_length=32), cfg, "cpu", probe)
+    assert again == rows
+    with pytest.raises(PipelineError, match="checkpoints"):
+        RelearnConfig(checkpoints=(100, 50))

@@ -155,3 +155,21 @@ def test_the_reference_never_saw_the_removed_people_and_forgot_them(repo):
     assert exact["tpr_removed_base"] > 0
     assert exact["tpr_removed"] < exact["tpr_removed_base"]
 
+
+
+def test_relearning_starts_where_the_attack_left_each_model(repo):
+    """The relearning attack on the models the tiny world lists: the attack at step 0 is the
+    evaluate / audit stage's result for that model, and every checkpoint is recorded."""
+    r = TINY["audit"]["relearn"]
+    m = metrics(repo, "relearn.json")
+    assert list(m["models"]) == r["models"]
+    for name, result in m["models"].items():
+        assert list(result["steps"]) == ["0", *map(str, r["checkpoints"])]
+        for row in result["steps"].values():
+            assert 0.0 <= row["tpr_removed"] <= 1.0 and row["identified_removed"] <= result["removed"]
+        table = pd.read_csv(repo / f"data/relearn/{name}.csv")
+        assert table["step"].tolist() == [0, *r["checkpoints"]]
+    image = m["models"][f"image-k{IMAGE_KS[-1]}"]["steps"]["0"]
+    assert image["tpr_removed"] == metrics(repo, f"evaluate/image-k{IMAGE_KS[-1]}.json")["tpr_removed"]
+    ref = m["models"][f"reference-k{TINY['audit']['reference_k']}"]["steps"]["0"]
+    assert ref["tpr_removed"] == metrics(repo, f"audit/reference-k{TINY['audit']['reference_k']}.json")["probes"]["exact"]["tpr_removed"]

@@ -395,6 +395,11 @@ def test_the_audit_section_shows_base_defended_and_reference_side_by_side(tmp_pa
     _write_json(tmp_path / "metrics/audit/reference-k4.json",
                 {**_audit_metrics(0.0, 0.0, {"name variants": {"verdict": "removed", "worst_probe": "name_typo"}}),
                  "removal_detector_auc": None})
+    step = lambda n, kept: {"tpr_removed": n / 4, "identified_removed": n, "correct_templates_removed": 1.0,  # noqa: E731
+                            "tpr_kept": kept}
+    _write_json(tmp_path / "metrics/relearn.json", {"config": {"lr": 1e-4, "batch_size": 128}, "models": {
+        "text-k4": {"removed": 4, "steps": {"0": step(0, 0.9), "50": step(1, 0.9), "200": step(3, 0.95)}},
+        "reference-k4": {"removed": 4, "steps": {"0": step(0, 0.9), "50": step(0, 0.9), "200": step(1, None)}}}})
     result = build_report(tmp_path, tmp_path / "reports", OPTIONS)
     md = _check_report(tmp_path / "reports")
     assert "audit_residuals" in {p.stem for p in result.figures}
@@ -409,3 +414,9 @@ def test_the_audit_section_shows_base_defended_and_reference_side_by_side(tmp_pa
     other_k = md[md.index("(`text-k2`)"):]
     typo2 = next(line for line in other_k.splitlines() if line.startswith("| name_typo"))
     assert [c.strip() for c in typo2.strip("|").split("|")][3] == "–"     # no R for K = 2
+    relearn = md[md.index("### Relearning on clean data"):]
+    lines = [line for line in relearn.splitlines() if line.startswith("|")]
+    assert [c.strip() for c in lines[0].strip("|").split("|")] == ["model", "step 0", "step 50", "step 200"]
+    assert [c.strip() for c in lines[2].strip("|").split("|")] == ["text-k4", "0 / 4 (0.90)", "1 / 4 (0.90)",
+                                                                   "3 / 4 (0.95)"]
+    assert [c.strip() for c in lines[3].strip("|").split("|")][-1] == "1 / 4 (–)"

@@ -255,12 +255,23 @@ class Defend:
 
 
 @section
+class Relearn:
+    models: list[Str]          # defended runs (text-k4, ...) or reference-k<K>; [] = off
+    checkpoints: Annotated[list[Positive], Field(min_length=1)]
+    batch_size: Positive
+    lr: Annotated[Float, Field(gt=0)]
+    seed: NonNegative
+    threads: Positive
+
+
+@section
 class Audit:
     seed: NonNegative          # which letters the typo, dropped-letter and homoglyph variants touch
     reference_k: Positive      # R is retrained without this many removed people's captions
     batch_size: Positive
     device: Device
     bf16: Bool
+    relearn: Relearn
 
 
 @section

@@ -27,6 +27,7 @@ EVALUATE = Path("data/evaluate")       # per-identity attack table per run
 REFERENCE = Path("data/reference")     # R: the base model retrained without the removed people's captions
 TEXT_CAPTIONS = "text_captions.parquet"  # in SPLITS: what the text defense trains on (splits.text_captions)
 UNSEEN_PHOTOS = "unseen_photos.csv"    # in SPLITS: photos held back from the attack and the defenses
+RELEARN = Path("data/relearn")         # the relearning attack: one CSV per model (audit.relearn.models)
 AUDIT = Path("data/audit")             # per-identity probe tables: base/ and one folder per run
 METRICS = Path("metrics")
 PLOTS = Path("plots")

@@ -168,6 +168,23 @@ def _audit(inp: Inputs, figs: Figures) -> dict | None:
     return {"tables": tables, "figure": figure, "reference": reference}
 
 
+def _relearn(inp: Inputs) -> dict | None:
+    """The relearning attack: per model, identified removed people at each checkpoint."""
+    if not inp.relearn:
+        return None
+    models = inp.relearn["models"]
+    steps = list(dict.fromkeys(s for m in models.values() for s in m["steps"]))
+
+    def cell(c: dict | None, removed: int) -> str:
+        if not c:
+            return "–"
+        kept = "–" if c.get("tpr_kept") is None else f"{c['tpr_kept']:.2f}"
+        return f"{c['identified_removed']} / {removed} ({kept})"
+    rows = [{"model": name, "cells": [cell(m["steps"].get(s), m["removed"]) for s in steps]}
+            for name, m in models.items()]
+    return {"header": [f"step {s}" for s in steps], "rows": rows, "config": inp.relearn.get("config", {})}
+
+
 def _family_residuals(audit: dict) -> dict[str, float | None]:
     probes = audit.get("probes", {})
     return {family: (probes.get(v.get("worst_probe")) or {}).get("residual") if v.get("worst_probe") else None
@@ -210,6 +227,7 @@ def report_context(inp: Inputs, figs: Figures, anon: Pseudonymizer, *, pseudonym
         "examples": _examples(inp, figs, anon),
         "trials": _trials(trials, figs),
         "audit": _audit(inp, figs),
+        "relearn": _relearn(inp),
         "appendix": sorted(inp.runs, key=lambda r: (r.encoder, r.k, r.name)),
         "figures": {
             "attack_before": figs.add(figures.attack_before(inp, figs.path("attack_before.png"), figs.dpi, removed)),

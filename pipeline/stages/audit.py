@@ -1,7 +1,7 @@
 """Stage `audit`: every probe of docs/method.md §7 on one defended model, read against the
 base model's probes (stage `audit_base`).
 
-    python -m pipeline.stages.audit --model data/defended/text-k4
+    python -m pipeline.stages.audit --model data/defended/text-k4 --evaluated data/evaluate/text-k4
     python -m pipeline.stages.audit --model data/reference/k4 --name reference-k4
 
 A defended model's metrics: per probe, TPR on the removed (base and defended), the residual
@@ -27,7 +27,7 @@ from pipeline.audit.summary import probe_summary
 from pipeline.core.atomic import atomic_dir, write_json
 from pipeline.core.errors import PipelineError
 from pipeline.core.params import load_params
-from pipeline.core.paths import AUDIT, EVALUATE, SPLITS, metrics_file, parse_run_name
+from pipeline.core.paths import AUDIT, SPLITS, metrics_file, parse_run_name
 from pipeline.core.stage_runner import run_stage
 from pipeline.models.checkpoint import load_model
 from pipeline.models.device import resolve_device
@@ -46,20 +46,23 @@ def removal_detector_auc(model, tokenizer, members: list[str], removed: list[str
     return roc_auc(scores, [m in set(removed) for m in members])
 
 
-def reused_embeddings(encoder: str, name: str) -> dict:
+def reused_embeddings(encoder: str, evaluated: Path | None) -> dict:
     """What a defended model gives exactly as already computed, so it is not encoded again: the
     base model's probe embeddings for the tower its defense did not train (audit_base), and the
-    exact attack's embeddings of the trained tower (its evaluate stage). R is a new model: none."""
+    exact attack's embeddings of the trained tower (its evaluate stage's folder, `evaluated`).
+    R is a new model: none."""
     if encoder == "reference":
         return {}
+    if evaluated is None:
+        raise PipelineError("audit of a defended model needs --evaluated <its data/evaluate folder>")
     reuse = {}
     untouched = {"text": "photos", "image": "texts"}.get(encoder)
     if untouched:
         reuse.update(tower_embeddings(load_file(str(AUDIT / "base" / EMBEDDINGS_FILE)), untouched))
     if encoder in ("text", "both"):
-        reuse["texts/exact"] = load_embeddings(EVALUATE / name / "text_embeddings.safetensors")
+        reuse["texts/exact"] = load_embeddings(evaluated / "text_embeddings.safetensors")
     if encoder in ("image", "both"):
-        reuse["photos/exact"] = load_embeddings(EVALUATE / name / "image_embeddings.safetensors")
+        reuse["photos/exact"] = load_embeddings(evaluated / "image_embeddings.safetensors")
     return reuse
 
 
@@ -68,6 +71,8 @@ def main() -> None:
     ap.add_argument("--model", required=True, type=Path,
                     help="the model's folder: a defended run (data/defended/text-k4) or R (data/reference/k4)")
     ap.add_argument("--name", help="its name in data/audit/ and metrics/audit/ (default: the folder's name)")
+    ap.add_argument("--evaluated", type=Path,
+                    help="a defended model's evaluate folder (data/evaluate/text-k4): its attack embeddings are reused")
     args = ap.parse_args()
     p = load_params("audit")
     tau = load_params("idia_before")["tau"]
@@ -88,7 +93,7 @@ def main() -> None:
     if not base_file.is_file():
         raise PipelineError(f"{base_file} not found; run the base model's audit first (dvc repro audit_base)")
     loaded = load_model(model_dir, device)
-    reuse = reused_embeddings(encoder, name)
+    reuse = reused_embeddings(encoder, args.evaluated)
     start = time.perf_counter()
     table = probe_table(loaded, **tables, batch_size=p["batch_size"], device=device, seed=p["seed"],
                         bf16=p["bf16"], reuse=reuse)
