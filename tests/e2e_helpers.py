@@ -42,7 +42,8 @@ TINY = {
                                           "lr": 1.0e-3}}},
     "evaluate": {"similarity_samples": 50},
     "audit": {"reference_k": 2,
-              "relearn": {"models": ["image-k2", "reference-k2"], "checkpoints": [2, 4], "batch_size": 16}},
+              "adaptive": {"models": ["image-k2", "reference-k2"], "relearn": {"checkpoints": [2, 4], "batch_size": 16},
+                           "inversion": {"steps": 5}}},
 }
 
 

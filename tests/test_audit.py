@@ -245,3 +245,38 @@ def test_relearning_fine_tunes_a_copy_and_probes_at_every_checkpoint():
     assert again == rows
     with pytest.raises(PipelineError, match="checkpoints"):
         RelearnConfig(checkpoints=(100, 50))
+
+
+def test_a_learned_token_moves_towards_the_photos_and_changes_no_weight():
+    """Textual inversion: the learned token's prompts are closer to the photos than the start,
+    the model's weights and requires_grad flags are as before, and with the name's own column
+    the token scorer is the attack's vote."""
+    from open_clip.tokenizer import SimpleTokenizer
+
+    from pipeline.attack.idia import idia_votes
+    from pipeline.audit.inversion import (LEARN_TEMPLATES, PLACEHOLDER, InversionConfig, correct_with_token,
+                                          learn_token, token_templates)
+    from tests.test_attack import tiny_clip
+
+    model, tok = tiny_clip(), SimpleTokenizer(context_length=32)
+    model.visual.requires_grad_(False)
+    flags = [p.requires_grad for p in model.parameters()]
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    photos = torch.nn.functional.normalize(torch.randn(5, 32, generator=torch.Generator().manual_seed(1)), dim=-1)
+    start = token_templates(model, tok, model.token_embedding.weight.detach().mean(0), "cpu", LEARN_TEMPLATES)
+    token = learn_token(model, tok, photos, InversionConfig(steps=30, lr=0.05), "cpu")
+    learned = token_templates(model, tok, token, "cpu", LEARN_TEMPLATES)
+    assert (learned @ photos.T).mean() > (start @ photos.T).mean() + 0.05
+    assert all(torch.equal(before[k], v) for k, v in model.state_dict().items())
+    assert [p.requires_grad for p in model.parameters()] == flags
+    assert torch.equal(token, learn_token(model, tok, photos, InversionConfig(steps=30, lr=0.05), "cpu"))
+    assert len(tok.encode(PLACEHOLDER)) == 1
+
+    g = torch.Generator().manual_seed(2)
+    image_emb = torch.nn.functional.normalize(torch.randn(6, 32, generator=g), dim=-1)
+    text_emb = torch.nn.functional.normalize(torch.randn(21, 3, 32, generator=g), dim=-1)
+    owner = torch.tensor([0, 0, 1, 1, 2, 2])
+    votes = idia_votes(image_emb, text_emb, owner)
+    won = dict(zip(votes.owners.tolist(), votes.correct_templates.tolist()))
+    assert correct_with_token(image_emb, text_emb, owner, 1, text_emb[:, 1]) == won.get(1, 0)
+    assert correct_with_token(image_emb, text_emb, owner, 1, image_emb[2].expand(21, 32)) >= won.get(1, 0)

@@ -157,19 +157,25 @@ def test_the_reference_never_saw_the_removed_people_and_forgot_them(repo):
 
 
 
-def test_relearning_starts_where_the_attack_left_each_model(repo):
-    """The relearning attack on the models the tiny world lists: the attack at step 0 is the
-    evaluate / audit stage's result for that model, and every checkpoint is recorded."""
-    r = TINY["audit"]["relearn"]
-    m = metrics(repo, "relearn.json")
-    assert list(m["models"]) == r["models"]
+def test_adaptive_attacks_start_where_the_attack_left_each_model(repo):
+    """Relearning and the learned token on the models the tiny world lists: the attack at step 0,
+    and the attack with each removed person's name, are the evaluate / audit stages' results for
+    that model; every checkpoint and every removed person is recorded."""
+    a = TINY["audit"]["adaptive"]
+    m = metrics(repo, "adaptive.json")
+    assert list(m["models"]) == a["models"]
     for name, result in m["models"].items():
-        assert list(result["steps"]) == ["0", *map(str, r["checkpoints"])]
-        for row in result["steps"].values():
+        assert list(result["relearn"]) == ["0", *map(str, a["relearn"]["checkpoints"])]
+        for row in result["relearn"].values():
             assert 0.0 <= row["tpr_removed"] <= 1.0 and row["identified_removed"] <= result["removed"]
-        table = pd.read_csv(repo / f"data/relearn/{name}.csv")
-        assert table["step"].tolist() == [0, *r["checkpoints"]]
-    image = m["models"][f"image-k{IMAGE_KS[-1]}"]["steps"]["0"]
+        assert pd.read_csv(repo / f"data/adaptive/{name}/relearn.csv")["step"].tolist() == \
+            [0, *a["relearn"]["checkpoints"]]
+        tokens = pd.read_csv(repo / f"data/adaptive/{name}/inversion.csv")
+        assert len(tokens) == result["removed"] and tokens["correct_token"].between(0, 21).all()
+        exact = pd.read_csv(repo / f"data/audit/{name}/probes.csv").set_index("name")["exact"]
+        assert tokens.set_index("name")["correct_name"].to_dict() == exact[tokens["name"]].to_dict()
+    image = m["models"][f"image-k{IMAGE_KS[-1]}"]["relearn"]["0"]
     assert image["tpr_removed"] == metrics(repo, f"evaluate/image-k{IMAGE_KS[-1]}.json")["tpr_removed"]
-    ref = m["models"][f"reference-k{TINY['audit']['reference_k']}"]["steps"]["0"]
-    assert ref["tpr_removed"] == metrics(repo, f"audit/reference-k{TINY['audit']['reference_k']}.json")["probes"]["exact"]["tpr_removed"]
+    k = TINY["audit"]["reference_k"]
+    ref = m["models"][f"reference-k{k}"]["relearn"]["0"]
+    assert ref["tpr_removed"] == metrics(repo, f"audit/reference-k{k}.json")["probes"]["exact"]["tpr_removed"]

@@ -397,9 +397,13 @@ def test_the_audit_section_shows_base_defended_and_reference_side_by_side(tmp_pa
                  "removal_detector_auc": None})
     step = lambda n, kept: {"tpr_removed": n / 4, "identified_removed": n, "correct_templates_removed": 1.0,  # noqa: E731
                             "tpr_kept": kept}
-    _write_json(tmp_path / "metrics/relearn.json", {"config": {"lr": 1e-4, "batch_size": 128}, "models": {
-        "text-k4": {"removed": 4, "steps": {"0": step(0, 0.9), "50": step(1, 0.9), "200": step(3, 0.95)}},
-        "reference-k4": {"removed": 4, "steps": {"0": step(0, 0.9), "50": step(0, 0.9), "200": step(1, None)}}}})
+    inversion = {"people": 4, "identified_token": 2, "identified_name": 0, "correct_token_mean": 3.0}
+    _write_json(tmp_path / "metrics/adaptive.json", {"relearn": {"lr": 1e-4, "batch_size": 128},
+                                                     "inversion": {"steps": 100}, "models": {
+        "text-k4": {"removed": 4, "relearn": {"0": step(0, 0.9), "50": step(1, 0.9), "200": step(3, 0.95)},
+                    "inversion": inversion},
+        "reference-k4": {"removed": 4, "relearn": {"0": step(0, 0.9), "50": step(0, 0.9), "200": step(1, None)},
+                         "inversion": {**inversion, "identified_token": 1}}}})
     result = build_report(tmp_path, tmp_path / "reports", OPTIONS)
     md = _check_report(tmp_path / "reports")
     assert "audit_residuals" in {p.stem for p in result.figures}
@@ -414,9 +418,10 @@ def test_the_audit_section_shows_base_defended_and_reference_side_by_side(tmp_pa
     other_k = md[md.index("(`text-k2`)"):]
     typo2 = next(line for line in other_k.splitlines() if line.startswith("| name_typo"))
     assert [c.strip() for c in typo2.strip("|").split("|")][3] == "–"     # no R for K = 2
-    relearn = md[md.index("### Relearning on clean data"):]
+    relearn = md[md.index("### Adaptive attacks"):]
     lines = [line for line in relearn.splitlines() if line.startswith("|")]
-    assert [c.strip() for c in lines[0].strip("|").split("|")] == ["model", "step 0", "step 50", "step 200"]
+    assert [c.strip() for c in lines[0].strip("|").split("|")] == ["model", "relearn step 0", "relearn step 50",
+                                                                   "relearn step 200", "learned token"]
     assert [c.strip() for c in lines[2].strip("|").split("|")] == ["text-k4", "0 / 4 (0.90)", "1 / 4 (0.90)",
-                                                                   "3 / 4 (0.95)"]
-    assert [c.strip() for c in lines[3].strip("|").split("|")][-1] == "1 / 4 (–)"
+                                                                   "3 / 4 (0.95)", "2 / 4"]
+    assert [c.strip() for c in lines[3].strip("|").split("|")][-2:] == ["1 / 4 (–)", "1 / 4"]

@@ -256,12 +256,25 @@ class Defend:
 
 @section
 class Relearn:
-    models: list[Str]          # defended runs (text-k4, ...) or reference-k<K>; [] = off
     checkpoints: Annotated[list[Positive], Field(min_length=1)]
     batch_size: Positive
     lr: Annotated[Float, Field(gt=0)]
     seed: NonNegative
+
+
+@section
+class Inversion:
+    steps: Positive
+    lr: Annotated[Float, Field(gt=0)]
+    seed: NonNegative
+
+
+@section
+class Adaptive:
+    models: list[Str]          # defended runs (text-k4, ...) or reference-k<K>; [] = off
     threads: Positive
+    relearn: Relearn
+    inversion: Inversion
 
 
 @section
@@ -271,7 +284,7 @@ class Audit:
     batch_size: Positive
     device: Device
     bf16: Bool
-    relearn: Relearn
+    adaptive: Adaptive
 
 
 @section

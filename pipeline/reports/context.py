@@ -168,21 +168,27 @@ def _audit(inp: Inputs, figs: Figures) -> dict | None:
     return {"tables": tables, "figure": figure, "reference": reference}
 
 
-def _relearn(inp: Inputs) -> dict | None:
-    """The relearning attack: per model, identified removed people at each checkpoint."""
-    if not inp.relearn:
+def _adaptive(inp: Inputs) -> dict | None:
+    """The adaptive attacks: per model, removed people identified after each relearning
+    checkpoint, and by a learned trigger token."""
+    if not inp.adaptive:
         return None
-    models = inp.relearn["models"]
-    steps = list(dict.fromkeys(s for m in models.values() for s in m["steps"]))
+    models = inp.adaptive["models"]
+    steps = list(dict.fromkeys(s for m in models.values() for s in m["relearn"]))
 
     def cell(c: dict | None, removed: int) -> str:
         if not c:
             return "–"
         kept = "–" if c.get("tpr_kept") is None else f"{c['tpr_kept']:.2f}"
         return f"{c['identified_removed']} / {removed} ({kept})"
-    rows = [{"model": name, "cells": [cell(m["steps"].get(s), m["removed"]) for s in steps]}
+
+    def token(m: dict) -> str:
+        inv = m.get("inversion") or {}
+        return f"{inv['identified_token']} / {inv['people']}" if inv.get("people") else "–"
+    rows = [{"model": name, "cells": [cell(m["relearn"].get(s), m["removed"]) for s in steps] + [token(m)]}
             for name, m in models.items()]
-    return {"header": [f"step {s}" for s in steps], "rows": rows, "config": inp.relearn.get("config", {})}
+    return {"header": [f"relearn step {s}" for s in steps] + ["learned token"], "rows": rows,
+            "relearn": inp.adaptive.get("relearn", {}), "inversion": inp.adaptive.get("inversion", {})}
 
 
 def _family_residuals(audit: dict) -> dict[str, float | None]:
@@ -227,7 +233,7 @@ def report_context(inp: Inputs, figs: Figures, anon: Pseudonymizer, *, pseudonym
         "examples": _examples(inp, figs, anon),
         "trials": _trials(trials, figs),
         "audit": _audit(inp, figs),
-        "relearn": _relearn(inp),
+        "adaptive": _adaptive(inp),
         "appendix": sorted(inp.runs, key=lambda r: (r.encoder, r.k, r.name)),
         "figures": {
             "attack_before": figs.add(figures.attack_before(inp, figs.path("attack_before.png"), figs.dpi, removed)),

@@ -123,7 +123,7 @@ class Inputs:
     trainings: list[Training] = field(default_factory=list)
     names: set[str] = field(default_factory=set)      # every person's name seen anywhere
     audits: dict[str, dict] = field(default_factory=dict)   # metrics/audit/<run or reference-kK>.json
-    relearn: dict | None = None                              # metrics/relearn.json (audit.relearn.models)
+    adaptive: dict | None = None                             # metrics/adaptive.json (audit.adaptive.models)
 
     def encoders(self) -> list[str]:
         present = {r.encoder for r in self.runs}
@@ -214,8 +214,8 @@ def load_inputs(root: Path | str, recipes: dict | None = None, runs: set[str] | 
                             training.metrics if training else None,
                             training.loss if training else None))
 
-    relearn = _json(m / "relearn.json")
-    inp.relearn = relearn if relearn and relearn.get("models") else None
+    adaptive = _json(m / "adaptive.json")
+    inp.adaptive = adaptive if adaptive and adaptive.get("models") else None
 
     for path in sorted((m / "audit").glob("*.json")):
         wanted = runs is None or path.stem in runs or path.stem in (references or set())
