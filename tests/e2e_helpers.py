@@ -43,7 +43,7 @@ TINY = {
     "evaluate": {"similarity_samples": 50},
     "audit": {"reference_k": 2,
               "adaptive": {"models": ["image-k2", "reference-k2"], "relearn": {"checkpoints": [2, 4], "batch_size": 16},
-                           "inversion": {"steps": 5}}},
+                           "inversion": {"steps": 5}, "few_shot": {"shots": [1, 2], "every": 2, "max_steps": 4}}},
 }
 
 

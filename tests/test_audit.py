@@ -245,6 +245,14 @@ def test_relearning_fine_tunes_a_copy_and_probes_at_every_checkpoint():
     assert again == rows
     with pytest.raises(PipelineError, match="checkpoints"):
         RelearnConfig(checkpoints=(100, 50))
+    # few-shot: the given pairs join every batch, and a probe row that `stop` accepts ends the run
+    pairs = (images[:2], ["a photo of Ann Lee.", "a portrait of Ann Lee."])
+    short = relearn(model, images, captions, SimpleTokenizer(context_length=32), cfg, "cpu", probe,
+                    always=pairs, stop=lambda row: row["moved"] > 0)
+    assert [r["step"] for r in short] == [0, 1] and short[1]["moved"] != rows[1]["moved"]
+    with pytest.raises(PipelineError, match="batch_size = 4 must exceed"):
+        relearn(model, images, captions, SimpleTokenizer(context_length=32), cfg, "cpu", probe,
+                always=(images[:4], captions[:4]))
 
 
 def test_a_learned_token_moves_towards_the_photos_and_changes_no_weight():

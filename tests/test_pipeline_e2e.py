@@ -172,6 +172,11 @@ def test_adaptive_attacks_start_where_the_attack_left_each_model(repo):
             [0, *a["relearn"]["checkpoints"]]
         tokens = pd.read_csv(repo / f"data/adaptive/{name}/inversion.csv")
         assert len(tokens) == result["removed"] and tokens["correct_token"].between(0, 21).all()
+        shots = pd.read_csv(repo / f"data/adaptive/{name}/few_shot.csv")
+        assert len(shots) == result["removed"] * len(a["few_shot"]["shots"])
+        found = shots["steps_to_identified"].dropna()
+        assert found.isin(range(a["few_shot"]["every"], a["few_shot"]["max_steps"] + 1, a["few_shot"]["every"])).all()
+        assert result["few_shot"]["1"]["identified_again"] == int(shots.loc[shots["shots"] == 1, "steps_to_identified"].notna().sum())
         exact = pd.read_csv(repo / f"data/audit/{name}/probes.csv").set_index("name")["exact"]
         assert tokens.set_index("name")["correct_name"].to_dict() == exact[tokens["name"]].to_dict()
     image = m["models"][f"image-k{IMAGE_KS[-1]}"]["relearn"]["0"]

@@ -401,7 +401,8 @@ def test_the_audit_section_shows_base_defended_and_reference_side_by_side(tmp_pa
     _write_json(tmp_path / "metrics/adaptive.json", {"relearn": {"lr": 1e-4, "batch_size": 128},
                                                      "inversion": {"steps": 100}, "models": {
         "text-k4": {"removed": 4, "relearn": {"0": step(0, 0.9), "50": step(1, 0.9), "200": step(3, 0.95)},
-                    "inversion": inversion},
+                    "inversion": inversion,
+                    "few_shot": {"1": {"identified_again": 2, "steps_to_identified": [None, 10, 30, None]}}},
         "reference-k4": {"removed": 4, "relearn": {"0": step(0, 0.9), "50": step(0, 0.9), "200": step(1, None)},
                          "inversion": {**inversion, "identified_token": 1}}}})
     result = build_report(tmp_path, tmp_path / "reports", OPTIONS)
@@ -421,7 +422,7 @@ def test_the_audit_section_shows_base_defended_and_reference_side_by_side(tmp_pa
     relearn = md[md.index("### Adaptive attacks"):]
     lines = [line for line in relearn.splitlines() if line.startswith("|")]
     assert [c.strip() for c in lines[0].strip("|").split("|")] == ["model", "relearn step 0", "relearn step 50",
-                                                                   "relearn step 200", "learned token"]
+                                                                   "relearn step 200", "learned token", "1-shot"]
     assert [c.strip() for c in lines[2].strip("|").split("|")] == ["text-k4", "0 / 4 (0.90)", "1 / 4 (0.90)",
-                                                                   "3 / 4 (0.95)", "2 / 4"]
-    assert [c.strip() for c in lines[3].strip("|").split("|")][-2:] == ["1 / 4 (–)", "1 / 4"]
+                                                                   "3 / 4 (0.95)", "2 / 4", "2 / 4, median 30 steps"]
+    assert [c.strip() for c in lines[3].strip("|").split("|")][-3:] == ["1 / 4 (–)", "1 / 4", "–"]

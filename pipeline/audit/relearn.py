@@ -37,36 +37,51 @@ class RelearnConfig:
 
 
 def relearn(model: open_clip.CLIP, images, captions: list[str], tokenizer, cfg: RelearnConfig, device,
-            probe: Callable[[open_clip.CLIP], dict]) -> list[dict]:
+            probe: Callable[[open_clip.CLIP], dict], *, always: tuple | None = None,
+            stop: Callable[[dict], bool] | None = None) -> list[dict]:
     """Fine-tune a copy of `model` (never `model` itself) with the CLIP loss on (images, captions);
     return `[{"step": s, **probe(copy)}]` for s = 0 and every checkpoint.
 
-    images: uint8 [N, 3, H, W] (a tensor or ShardImages), one caption each.
+    images: uint8 [N, 3, H, W] (a tensor or ShardImages), one caption each. `always`: (images,
+    captions) put into every batch besides batch_size - len(them) drawn pairs (few-shot
+    relearning of one person); `stop`: end after the first probe row it accepts.
     """
     if len(images) != len(captions):
         raise PipelineError(f"relearn: {len(images)} images but {len(captions)} captions")
-    if cfg.batch_size > len(captions):
-        raise PipelineError(f"audit.relearn.batch_size = {cfg.batch_size} exceeds the {len(captions)} clean pairs")
+    fixed_images, fixed_captions = always if always is not None else (None, [])
+    drawn = cfg.batch_size - len(fixed_captions)
+    if drawn < 1 or drawn > len(captions):
+        raise PipelineError(f"audit.adaptive.relearn.batch_size = {cfg.batch_size} must exceed the {len(fixed_captions)} "
+                            f"pairs put into every batch and draw at most the {len(captions)} clean pairs")
     device = torch.device(device)
     work = copy.deepcopy(model).to(device)
     work.eval()
     rows = [{"step": 0, **probe(work)}]
+    if stop is not None and stop(rows[-1]):
+        return rows
     tokens = tokenize(tokenizer, captions, desc=None)
+    fixed_tokens = tokenize(tokenizer, fixed_captions, desc=None) if fixed_captions else None
     prep = ImageInput(work, device)
     loss_fn = open_clip.ClipLoss()
     optimizer = torch.optim.AdamW(weight_decay_groups(work, cfg.weight_decay), lr=cfg.lr)
-    batches = batch_indices(len(captions), cfg.batch_size, torch.Generator().manual_seed(cfg.seed))
+    batches = batch_indices(len(captions), drawn, torch.Generator().manual_seed(cfg.seed))
     wanted = set(cfg.checkpoints)
     for step in tqdm(range(1, cfg.checkpoints[-1] + 1), desc="relearning", unit="step"):
         work.train()
         idx = next(batches)
+        batch_images, batch_tokens = images[idx], tokens[idx]
+        if fixed_tokens is not None:
+            batch_images = torch.cat([fixed_images, batch_images])
+            batch_tokens = torch.cat([fixed_tokens, batch_tokens])
         with autocast(device, True, "train"):
-            loss = loss_fn(work.encode_image(prep(images[idx]), normalize=True),
-                           work.encode_text(tokens[idx].to(device), normalize=True), work.logit_scale.exp())
+            loss = loss_fn(work.encode_image(prep(batch_images), normalize=True),
+                           work.encode_text(batch_tokens.to(device), normalize=True), work.logit_scale.exp())
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()
         if step in wanted:
             work.eval()
             rows.append({"step": step, "loss": round(loss.item(), 6), **probe(work)})
+            if stop is not None and stop(rows[-1]):
+                break
     return rows

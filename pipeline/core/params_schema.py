@@ -270,11 +270,19 @@ class Inversion:
 
 
 @section
+class FewShot:
+    shots: Annotated[list[Positive], Field(min_length=1)]
+    every: Positive
+    max_steps: Positive
+
+
+@section
 class Adaptive:
     models: list[Str]          # defended runs (text-k4, ...) or reference-k<K>; [] = off
     threads: Positive
     relearn: Relearn
     inversion: Inversion
+    few_shot: FewShot
 
 
 @section

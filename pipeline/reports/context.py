@@ -185,10 +185,21 @@ def _adaptive(inp: Inputs) -> dict | None:
     def token(m: dict) -> str:
         inv = m.get("inversion") or {}
         return f"{inv['identified_token']} / {inv['people']}" if inv.get("people") else "–"
-    rows = [{"model": name, "cells": [cell(m["relearn"].get(s), m["removed"]) for s in steps] + [token(m)]}
-            for name, m in models.items()]
-    return {"header": [f"relearn step {s}" for s in steps] + ["learned token"], "rows": rows,
-            "relearn": inp.adaptive.get("relearn", {}), "inversion": inp.adaptive.get("inversion", {})}
+    shots = list(dict.fromkeys(n for m in models.values() for n in (m.get("few_shot") or {})))
+
+    def few(m: dict, n: str) -> str:
+        f = (m.get("few_shot") or {}).get(n)
+        if not f:
+            return "–"
+        found = sorted(s for s in f["steps_to_identified"] if s is not None)
+        median = f", median {found[len(found) // 2]} steps" if found else ""
+        return f"{f['identified_again']} / {len(f['steps_to_identified'])}{median}"
+    rows = [{"model": name, "cells": [cell(m["relearn"].get(s), m["removed"]) for s in steps] + [token(m)]
+             + [few(m, n) for n in shots]} for name, m in models.items()]
+    return {"header": [f"relearn step {s}" for s in steps] + ["learned token"] + [f"{n}-shot" for n in shots],
+            "rows": rows,
+            "relearn": inp.adaptive.get("relearn", {}), "inversion": inp.adaptive.get("inversion", {}),
+            "few_shot_max": (inp.adaptive.get("few_shot") or {}).get("max_steps", "–")}
 
 
 def _family_residuals(audit: dict) -> dict[str, float | None]:

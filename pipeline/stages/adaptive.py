@@ -7,8 +7,10 @@ data/reference/k4) meets two attackers who know more than the name:
 - relearning: a copy fine-tuned on clean corpus pairs (the splits' clean pool, whose captions
   name no downloaded person), the exact attack at step 0 and after every checkpoint;
 - a learned trigger: per removed person, one token embedding optimised on their trigger-half
-  photos, then the attack with that token in place of their name on their attack photos.
-Writes data/adaptive/<name>/{relearn,inversion}.csv and metrics/adaptive.json; with no models
+  photos, then the attack with that token in place of their name on their attack photos;
+- few-shot relearning: per removed person and n, n captioned photos of them in every batch,
+  and how many steps until the attack identifies them again.
+Writes data/adaptive/<name>/{relearn,inversion,few_shot}.csv and metrics/adaptive.json; with no models
 listed (the default: outside the demo's time budget) both say so and nothing is trained.
 """
 from __future__ import annotations
@@ -19,14 +21,17 @@ from pathlib import Path
 import pandas as pd
 import torch
 
+from pipeline.attack.idia import idia_votes
 from pipeline.attack.run import encode_idia_texts, image_owners, run_idia
-from pipeline.audit.inversion import InversionConfig, correct_with_token, learn_token, token_templates
+from pipeline.audit.inversion import (LEARN_TEMPLATES, InversionConfig, correct_with_token, learn_token,
+                                      token_templates)
 from pipeline.audit.relearn import RelearnConfig, relearn
 from pipeline.core.atomic import atomic_dir, write_json
 from pipeline.core.errors import PipelineError
 from pipeline.core.params import load_params
 from pipeline.core.paths import ADAPTIVE, DEFENDED, REFERENCE, SHARDS, SPLITS, metrics_file
 from pipeline.core.stage_runner import run_stage
+from pipeline.data.images import stack_uint8
 from pipeline.models.checkpoint import load_model
 from pipeline.models.device import resolve_device
 from pipeline.models.image_encoding import encode_images
@@ -85,6 +90,44 @@ def inversion_rows(loaded, removed: list[str], tables: dict, cfg: InversionConfi
     return rows
 
 
+def few_shot_rows(loaded, removed: list[str], tables: dict, images, captions: list[str], relearn_cfg: RelearnConfig,
+                  shots: list[int], every: int, max_steps: int, tau: int, batch: int, device) -> list[dict]:
+    """Per removed person and n in `shots`: fine-tune a copy with n pairs of them ("a photo of
+    <name>." with a trigger-half photo) in every batch beside clean pairs; the first checkpoint
+    (every `every` steps, up to `max_steps`) at which the attack identifies them again."""
+    names = tables["candidates"]["name"].astype(str).to_list()
+    index = {n: i for i, n in enumerate(names)}
+    photos, triggers = tables["photos"], tables["triggers"]
+    side = images.shape[-1]
+    cfg = dataclasses.replace(relearn_cfg, checkpoints=tuple(range(every, max_steps + 1, every)))
+    rows = []
+    for person in removed:
+        attack_paths = [Path(p) for p in photos.loc[photos["name"] == person, "path"]]
+        owner = torch.full((len(attack_paths),), index[person], dtype=torch.long)
+        trigger_paths = list(triggers.loc[triggers["name"] == person, "path"])
+
+        def probe(model, attack_paths=attack_paths, owner=owner, person=person) -> dict:
+            img = encode_images(model, loaded.preprocess, attack_paths, batch, device, progress=None)
+            txt = encode_idia_texts(model, loaded.tokenizer, names, batch, device)
+            votes = idia_votes(img, txt, owner)
+            return {"correct": int(dict(zip(votes.owners.tolist(), votes.correct_templates.tolist())).get(index[person], 0))}
+
+        for n in shots:
+            n_used = min(n, len(trigger_paths))
+            if n_used == 0:
+                rows.append({"name": person, "shots": n, "shots_used": 0, "steps_to_identified": None})
+                continue
+            pairs = (stack_uint8(trigger_paths[:n_used], side, desc=f"photos of {person}"),
+                     [LEARN_TEMPLATES[i % len(LEARN_TEMPLATES)].format(person) for i in range(n_used)])
+            steps = relearn(loaded.model, images, captions, loaded.tokenizer,
+                            dataclasses.replace(cfg, batch_size=max(cfg.batch_size, n_used + 2)), device, probe,
+                            always=pairs, stop=lambda row: row["correct"] >= tau)
+            found = next((r["step"] for r in steps if r["correct"] >= tau), None)
+            rows.append({"name": person, "shots": n, "shots_used": n_used, "steps_to_identified": found,
+                         "correct_at_end": steps[-1]["correct"]})
+    return rows
+
+
 def main() -> None:
     p = load_params("audit")
     a = p["adaptive"]
@@ -97,7 +140,7 @@ def main() -> None:
         print("adaptive: skipped (audit.adaptive.models is empty)")
         return
     folders = {n: model_folder(n) for n in names}   # every name checked before any training
-    r, inv = a["relearn"], a["inversion"]
+    r, inv, fs = a["relearn"], a["inversion"], a["few_shot"]
     relearn_cfg = RelearnConfig(checkpoints=tuple(r["checkpoints"]), batch_size=r["batch_size"], lr=r["lr"],
                                 seed=r["seed"])
     inversion_cfg = InversionConfig(steps=inv["steps"], lr=inv["lr"], seed=inv["seed"])
@@ -120,7 +163,10 @@ def main() -> None:
             steps = relearn(loaded.model, images, captions, loaded.tokenizer, relearn_cfg, device,
                             attack_on_removed(loaded, removed, tables, tau, p["batch_size"], device))
             tokens = inversion_rows(loaded, removed, tables, inversion_cfg, tau, p["batch_size"], device)
+            shots = few_shot_rows(loaded, removed, tables, images, captions, relearn_cfg, list(fs["shots"]),
+                                  fs["every"], fs["max_steps"], tau, p["batch_size"], device)
             (tmp / name).mkdir()
+            pd.DataFrame(shots).to_csv(tmp / name / "few_shot.csv", index=False)
             pd.DataFrame(steps).to_csv(tmp / name / "relearn.csv", index=False)
             pd.DataFrame(tokens).to_csv(tmp / name / "inversion.csv", index=False)
             learned = [t for t in tokens if t["correct_token"] is not None]
@@ -134,12 +180,18 @@ def main() -> None:
                               "identified_name": sum(t["correct_name"] >= tau for t in learned),
                               "correct_token_mean": round(sum(t["correct_token"] for t in learned)
                                                           / max(1, len(learned)), 3)},
+                "few_shot": {str(n): {
+                    "shots_used": [r["shots_used"] for r in shots if r["shots"] == n],
+                    "identified_again": sum(r["steps_to_identified"] is not None for r in shots if r["shots"] == n),
+                    "steps_to_identified": [r["steps_to_identified"] for r in shots if r["shots"] == n]}
+                    for n in fs["shots"]},
             }
             print(f"adaptive {name}: relearning, removed identified per step " +
                   ", ".join(f"{row['step']}: {row['identified_removed']}/{len(removed)}" for row in steps) +
                   f"; learned token identifies {results[name]['inversion']['identified_token']}/{len(learned)}")
     write_json(metrics_file("adaptive"), {"relearn": dataclasses.asdict(relearn_cfg),
-                                          "inversion": dataclasses.asdict(inversion_cfg), "models": results})
+                                          "inversion": dataclasses.asdict(inversion_cfg),
+                                          "few_shot": dict(a["few_shot"]), "models": results})
 
 
 if __name__ == "__main__":
