@@ -175,7 +175,8 @@ def test_adaptive_attacks_start_where_the_attack_left_each_model(repo):
         shots = pd.read_csv(repo / f"data/adaptive/{name}/few_shot.csv")
         assert len(shots) == result["removed"] * len(a["few_shot"]["shots"])
         found = shots["steps_to_identified"].dropna()
-        assert found.isin(range(a["few_shot"]["every"], a["few_shot"]["max_steps"] + 1, a["few_shot"]["every"])).all()
+        # 0: identified before any fine-tuning (the defense did not remove them)
+        assert found.isin(range(0, a["few_shot"]["max_steps"] + 1, a["few_shot"]["every"])).all()
         assert result["few_shot"]["1"]["identified_again"] == int(shots.loc[shots["shots"] == 1, "steps_to_identified"].notna().sum())
         exact = pd.read_csv(repo / f"data/audit/{name}/probes.csv").set_index("name")["exact"]
         assert tokens.set_index("name")["correct_name"].to_dict() == exact[tokens["name"]].to_dict()
