@@ -39,7 +39,7 @@ def test_exp_run_reruns_only_downstream_stages(reproduced_repo):
         assert ran == ({f"defend_text@{k}" for k in ks} | {f"combine@{k}" for k in both_ks}
                        | {f"evaluate_text@{k}" for k in ks} | {f"evaluate_towers@both-{k}" for k in both_ks}
                        | {f"audit_text@{k}" for k in ks} | {f"audit_towers@both-{k}" for k in both_ks}
-                       | {"report"})
+                       | {"adaptive", "report"})   # adaptive reads every defended model (data/defended)
     finally:
         run(["git", "checkout", "--", "."], repo)
         dvc(["checkout", "--force"], repo)
