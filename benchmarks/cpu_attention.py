@@ -1,11 +1,12 @@
 """PyTorch's two CPU attention kernels on the demo CLIP: flash vs plain (math), in one run.
 
 Times forward + backward of the demo model's image tower (a defense batch: 320 images of
-64 px) and text tower (256 captions of 32 tokens) under bf16 autocast, as the defenses and
-the pretraining run on the CPU, once with each kernel, and prints seconds per step and the
-ratio. `pipeline.models.device.select_attention_kernel` picks the faster one for training.
+64 px) and text tower (256 captions of 32 tokens) in fp32, as the defenses and the
+pretraining run on the CPU (--bf16: under bf16 autocast), once with each kernel, and prints
+seconds per step and the ratio. `pipeline.models.device.select_attention_kernel` picks the
+faster one for training.
 
-    python benchmarks/cpu_attention.py [--repeats 5] [--threads 2] [--fp32]
+    python -m benchmarks.cpu_attention [--repeats 5] [--threads 2] [--bf16]
 """
 from __future__ import annotations
 
@@ -33,7 +34,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--repeats", type=int, default=5)
     ap.add_argument("--threads", type=int, default=2)
-    ap.add_argument("--fp32", action="store_true", help="no bf16 autocast")
+    ap.add_argument("--bf16", action="store_true", help="under bf16 autocast (emulated on AVX2-only CPUs)")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     cfg = yaml.safe_load(Path("params.yaml").read_text())["base_model"]["model_cfg"]
@@ -46,13 +47,13 @@ def main() -> None:
     def step(tower, x):
         def run():
             model.zero_grad(set_to_none=True)
-            with torch.autocast("cpu", dtype=torch.bfloat16, enabled=not args.fp32):
+            with torch.autocast("cpu", dtype=torch.bfloat16, enabled=args.bf16):
                 out = tower(x).float()
             out.square().mean().backward()
         return run
 
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, "
-          f"{'fp32' if args.fp32 else 'bf16 autocast'}, best of {args.repeats}")
+          f"{'bf16 autocast' if args.bf16 else 'fp32'}, best of {args.repeats}")
     for name, tower, x in (("image tower, 320 x 64 px", model.visual, images),
                            ("text tower, 256 x 32 tokens", model.encode_text, tokens)):
         torch.backends.cuda.enable_flash_sdp(True)

@@ -83,14 +83,13 @@ def test_resolve_device_accepts_known_names_and_rejects_others():
             resolve_device("cuda")
 
 
-def test_precision_policy_bf16_on_cpu_only_for_training():
+def test_precision_policy_cpu_is_always_fp32():
     a = torch.ones(4, 4)
-    with autocast("cpu", True, "train"):
-        assert (a @ a).dtype == torch.bfloat16
-    for bf16, purpose in ((False, "train"), (True, "measure"), (False, "measure")):
-        with autocast("cpu", bf16, purpose):
-            assert (a @ a).dtype == torch.float32
-    assert bf16_active("cpu", True, "train") and not bf16_active("cpu", True, "measure")
+    for bf16 in (True, False):
+        for purpose in ("train", "measure"):
+            with autocast("cpu", bf16, purpose):
+                assert (a @ a).dtype == torch.float32
+            assert not bf16_active("cpu", bf16, purpose)
     with pytest.raises(ValueError, match="purpose"):
         bf16_active("cpu", True, "inference")
 

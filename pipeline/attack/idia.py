@@ -52,16 +52,23 @@ def template_votes(predictions: Tensor, image_owner: Tensor, n_candidates: int) 
     if predictions.shape[0] != image_owner.shape[0]:
         raise ValueError(f"{predictions.shape[0]} predictions but {image_owner.shape[0]} image owners")
     owners, row = torch.unique(image_owner.long(), return_inverse=True)
-    n_id, n_tpl = owners.numel(), predictions.shape[1]
-    correct = torch.zeros(n_id, n_tpl, dtype=torch.bool)
+    return Votes(owners=owners, correct=majority_correct(predictions, row, owners, n_candidates))
+
+
+def majority_correct(predictions: Tensor, group: Tensor, own_class: Tensor, n_classes: int) -> Tensor:
+    """[n_groups, n_tpl]: per group of images and template, whether the unique most-voted class is
+    the group's own (a tie, or a group without images, is wrong). group[i] in 0..n_groups-1 is
+    image i's group; own_class[g] the class that counts as correct for group g."""
+    n_groups, n_tpl = own_class.numel(), predictions.shape[1]
+    correct = torch.zeros(n_groups, n_tpl, dtype=torch.bool)
     for t in range(n_tpl):
-        counts = torch.bincount(row * n_candidates + predictions[:, t].long(),
-                                minlength=n_id * n_candidates).view(n_id, n_candidates)
+        counts = torch.bincount(group.long() * n_classes + predictions[:, t].long(),
+                                minlength=n_groups * n_classes).view(n_groups, n_classes)
         top = counts.max(dim=1).values
         unique_top = (counts == top[:, None]).sum(dim=1) == 1
-        own = counts[torch.arange(n_id), owners]
-        correct[:, t] = unique_top & (own == top)
-    return Votes(owners=owners, correct=correct)
+        own = counts[torch.arange(n_groups), own_class.long()]
+        correct[:, t] = unique_top & (own == top) & (top > 0)
+    return correct
 
 
 def idia_votes(image_emb: Tensor, text_emb: Tensor, image_owner: Tensor) -> Votes:

@@ -12,7 +12,7 @@ from typing import Sequence
 import torch
 from torch import Tensor
 
-from pipeline.attack.idia import predict_names
+from pipeline.attack.idia import majority_correct, predict_names
 
 
 def variant_classes(texts: Sequence[str]) -> tuple[list[int], list[str]]:
@@ -31,17 +31,8 @@ def class_votes(image_emb: Tensor, class_text_emb: Tensor, image_identity: Tenso
     who share "Emma" are voted on separately); a template is correct when the unique most-voted
     text is the identity's own.
     """
-    predictions = predict_names(image_emb, class_text_emb)
-    n_id, n_classes = identity_class.numel(), class_text_emb.shape[1]
-    correct = torch.zeros(n_id, predictions.shape[1], dtype=torch.bool)
-    for t in range(predictions.shape[1]):
-        counts = torch.bincount(image_identity.long() * n_classes + predictions[:, t].long(),
-                                minlength=n_id * n_classes).view(n_id, n_classes)
-        top = counts.max(dim=1).values
-        unique_top = (counts == top[:, None]).sum(dim=1) == 1
-        own = counts[torch.arange(n_id), identity_class.long()]
-        correct[:, t] = unique_top & (own == top) & (top > 0)
-    return correct
+    return majority_correct(predict_names(image_emb, class_text_emb), image_identity, identity_class,
+                            class_text_emb.shape[1])
 
 
 def residual(base_identified: Sequence[bool], model_identified: Sequence[bool]) -> tuple[float | None, int]:

@@ -32,7 +32,7 @@ class RelearnConfig:
 
     def __post_init__(self):
         if not self.checkpoints or list(self.checkpoints) != sorted(set(self.checkpoints)) or self.checkpoints[0] < 1:
-            raise PipelineError(f"audit.relearn.checkpoints = {list(self.checkpoints)}; allowed: increasing "
+            raise PipelineError(f"audit.adaptive.relearn.checkpoints = {list(self.checkpoints)}; allowed: increasing "
                                 "step numbers >= 1, e.g. [50, 100, 200]")
 
 

@@ -54,6 +54,19 @@ def run_name(encoder: str, k: int) -> str:
     return f"{encoder}-k{int(k)}"
 
 
+REFERENCE_RUN = "reference-k"   # R of K people is audited (and attacked) under the name "reference-k<K>"
+
+
+def reference_run(k: int) -> str:
+    return f"{REFERENCE_RUN}{int(k)}"
+
+
+def parse_reference_run(name: str) -> int | None:
+    """K of a reference run name ('reference-k4' -> 4); None for any other name."""
+    rest = name[len(REFERENCE_RUN):] if name.startswith(REFERENCE_RUN) else ""
+    return int(rest) if rest.isdigit() else None
+
+
 def parse_run_name(name: str) -> tuple[str, int]:
     """(encoder, K) of a run name such as 'image-k4'."""
     match = _RUN.match(name)

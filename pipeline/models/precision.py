@@ -1,11 +1,11 @@
 """The precision policy: where bf16 autocast runs, and eval-mode inference.
 
-One rule for every caller. On CUDA, bf16 autocast whenever it is asked for and the GPU
-supports it (older GPUs fall back to fp32: slower, never wrong). On the CPU it runs only
-for training (`purpose="train"`, including the teacher embeddings a training loop
-consumes), where AVX-512-bf16 CPUs train faster with it; every measurement (the attack,
-zero-shot, the similarity metrics) stays exact fp32 on the CPU, so the reported numbers
-do not depend on whether a CPU has bf16 units.
+One rule for every caller: bf16 autocast only on CUDA, whenever it is asked for and the GPU
+supports it (older GPUs fall back to fp32: slower, never wrong). On the CPU everything, training
+included, runs in fp32. On a CPU without bf16 units (AVX2 only, such as the AMD EPYC test
+machines) bf16 autocast is emulated and a training step is 10-15x slower than in fp32
+(`python -m benchmarks.cpu_precision`); and one precision on every CPU keeps a run's numbers
+from depending on which bf16 units the machine has.
 """
 from __future__ import annotations
 
@@ -25,9 +25,7 @@ def bf16_active(device: torch.device | str, bf16: bool, purpose: Purpose) -> boo
     device = torch.device(device)
     if not bf16:
         return False
-    if device.type == "cuda":
-        return torch.cuda.is_bf16_supported()
-    return device.type == "cpu" and purpose == "train"
+    return device.type == "cuda" and torch.cuda.is_bf16_supported()
 
 
 @contextlib.contextmanager

@@ -12,6 +12,7 @@ from typing import Any
 
 import pandas as pd
 
+from pipeline.core.paths import parse_reference_run
 from pipeline.reports import examples, figures
 from pipeline.reports.inputs import Inputs
 from pipeline.reports.pseudonyms import Pseudonymizer
@@ -137,9 +138,6 @@ def _examples(inp: Inputs, figs: Figures, anon: Pseudonymizer) -> dict:
             "captions": examples.poisoned_captions(inp.root, tsource.name) if tsource else []}
 
 
-REFERENCE_PREFIX = "reference-k"
-
-
 def _audit(inp: Inputs, figs: Figures) -> dict | None:
     """Per audited model: each probe's TPR on the removed for the base model, the model and R
     (when R was trained for the same K, so for the same people), collateral, residual; the
@@ -147,8 +145,8 @@ def _audit(inp: Inputs, figs: Figures) -> dict | None:
     if not inp.audits:
         return None
     families = list(dict.fromkeys(f for m in inp.audits.values() for f in (m.get("families") or {})))
-    refs = {int(name[len(REFERENCE_PREFIX):]): (name, m) for name, m in inp.audits.items()
-            if name.startswith(REFERENCE_PREFIX) and name[len(REFERENCE_PREFIX):].isdigit()}
+    refs = {parse_reference_run(name): (name, m) for name, m in inp.audits.items()
+            if parse_reference_run(name) is not None}
     tables, bars = [], []
     order = {e: i for i, e in enumerate(inp.encoders())}
     for r in sorted(inp.runs, key=lambda r: (order.get(r.encoder, 99), r.k, r.name)):

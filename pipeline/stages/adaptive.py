@@ -29,7 +29,7 @@ from pipeline.audit.relearn import RelearnConfig, relearn
 from pipeline.core.atomic import atomic_dir, write_json
 from pipeline.core.errors import PipelineError
 from pipeline.core.params import load_params
-from pipeline.core.paths import ADAPTIVE, DEFENDED, REFERENCE, SHARDS, SPLITS, metrics_file
+from pipeline.core.paths import ADAPTIVE, DEFENDED, REFERENCE, SHARDS, SPLITS, metrics_file, parse_reference_run
 from pipeline.core.stage_runner import run_stage
 from pipeline.data.images import stack_uint8
 from pipeline.models.checkpoint import load_model
@@ -37,12 +37,10 @@ from pipeline.models.device import resolve_device
 from pipeline.models.image_encoding import encode_images
 from pipeline.models.shards import ShardImages
 
-REFERENCE_PREFIX = "reference-k"
-
-
 def model_folder(name: str) -> Path:
-    if name.startswith(REFERENCE_PREFIX) and name[len(REFERENCE_PREFIX):].isdigit():
-        folder = REFERENCE / f"k{name[len(REFERENCE_PREFIX):]}"
+    k = parse_reference_run(name)
+    if k is not None:
+        folder = REFERENCE / f"k{k}"
     else:
         folder = DEFENDED / name
     if not (folder / "removed.csv").is_file():

@@ -27,14 +27,11 @@ from pipeline.audit.summary import probe_summary
 from pipeline.core.atomic import atomic_dir, write_json
 from pipeline.core.errors import PipelineError
 from pipeline.core.params import load_params
-from pipeline.core.paths import AUDIT, SPLITS, metrics_file, parse_run_name
+from pipeline.core.paths import AUDIT, SPLITS, metrics_file, parse_reference_run, parse_run_name
 from pipeline.core.stage_runner import run_stage
 from pipeline.models.checkpoint import load_model
 from pipeline.models.device import resolve_device
 from pipeline.models.text_encoding import encode_texts
-
-
-REFERENCE_RUN = "reference-k"   # the audit names R of K "reference-kK"
 
 
 def removal_detector_auc(model, tokenizer, members: list[str], removed: list[str], target: str,
@@ -81,7 +78,7 @@ def main() -> None:
     tables = split_tables(SPLITS)
     identities = tables["identities"]
     model_dir, name = args.model, args.name or args.model.name
-    encoder = "reference" if name.startswith(REFERENCE_RUN) else parse_run_name(name)[0]
+    encoder = "reference" if parse_reference_run(name) is not None else parse_run_name(name)[0]
     skipped = model_dir / "SKIPPED.txt"
     if skipped.is_file():      # no model here (R of a published checkpoint): nothing to probe
         with atomic_dir(AUDIT / name) as tmp:

@@ -16,7 +16,7 @@ from pathlib import Path
 
 from pipeline.core.atomic import scratch_dir
 from pipeline.core.params import load_params
-from pipeline.core.paths import REPORTS, run_name
+from pipeline.core.paths import REPORTS, reference_run, run_name
 from pipeline.core.stage_runner import run_stage
 
 OUTPUTS = ("figures", "report.md", "report.html")   # replaced in this order
@@ -31,7 +31,7 @@ def options_from_params():
             | {run_name(enc, k) for enc in ("image", "both") for k in defend["image_ks"]})
     return ReportOptions(pseudonymize=p["pseudonymize"], salt=str(p["salt"]), dpi=p["dpi"],
                          image_recipes=defend["image_recipes"], runs=runs,
-                         references={f"reference-k{load_params('audit')['reference_k']}"},
+                         references={reference_run(load_params('audit')['reference_k'])},
                          trials=Path(p["trials"]) if p["trials"] else None)
 
 
