@@ -152,7 +152,8 @@ def test_two_queue_workers_each_on_its_own_device_match_one_by_one_runs(reproduc
 
     repo = reproduced_repo
     commit_all(repo, "baseline")
-    target = "defend_text@1"                 # one short training each: the comparison is what counts
+    k = yaml.safe_load((repo / "params.yaml").read_text())["defend"]["text_ks"][0]
+    target = f"defend_text@{k}"              # one short training each: the comparison is what counts
     experiments = {"beta05": "defend.text.beta=0.5", "beta08": "defend.text.beta=0.8",
                    "tseed1": "defend.text.seed=1", "tseed2": "defend.text.seed=2"}
     try:
@@ -177,7 +178,7 @@ def test_two_queue_workers_each_on_its_own_device_match_one_by_one_runs(reproduc
         dvc(["checkout", "--force"], repo)
     shown = json.loads(dvc(["exp", "show", "--json"], repo).stdout)
     trained = {exp["name"]: {key: value for key, value in
-                             rev["data"]["metrics"]["metrics/defend/text-k1.json"]["data"].items()
+                             rev["data"]["metrics"][f"metrics/defend/text-k{k}.json"]["data"].items()
                              if "seconds" not in key}           # timings differ, results must not
                for base in shown for exp in base.get("experiments") or [] for rev in exp["revs"]
                if exp.get("name", "").startswith(("q-", "s-"))}

@@ -67,10 +67,13 @@ def test_text_defense_lowers_the_removed_identities_templates(repo):
     assert m["text_similarity"]["sim_backdoor"] > m["text_similarity"]["sim_backdoor_before"]
 
 
-def test_removal_sets_are_nested(repo):
-    small = list(pd.read_csv(repo / f"data/defended/text-k{KS[0]}/removed.csv")["name"])
-    large = list(pd.read_csv(repo / f"data/defended/text-k{KS[-1]}/removed.csv")["name"])
-    assert large[:len(small)] == small
+def test_text_and_image_defenses_of_one_k_remove_the_same_people(repo):
+    """The combined model joins the two towers of one K: they must have removed the same people."""
+    k = IMAGE_KS[-1]
+    text = list(pd.read_csv(repo / f"data/defended/text-k{k}/removed.csv")["name"])
+    image = list(pd.read_csv(repo / f"data/defended/image-k{k}/removed.csv")["name"])
+    both = list(pd.read_csv(repo / f"data/defended/both-k{k}/removed.csv")["name"])
+    assert len(text) == k and text == image == both
 
 
 def test_image_defense_leaves_the_text_tower_alone(repo):
