@@ -131,8 +131,11 @@ def expanded_stages(root: Path = REPO) -> dict[str, dict]:
     stages = {}
     for name, stage in dvc["stages"].items():
         if "foreach" in stage:
-            for item in lookup(stage["foreach"][2:-1]):
-                stages[f"{name}@{item}"] = fill(stage["do"], item)
+            for i, item in enumerate(lookup(stage["foreach"][2:-1])):
+                if isinstance(item, dict):  # dvc names a list of mappings' stages by position
+                    stages[f"{name}@{i}"] = fill_matrix(stage["do"], item)
+                else:
+                    stages[f"{name}@{item}"] = fill(stage["do"], item)
         elif "matrix" in stage:
             axes = {key: lookup(v[2:-1]) if isinstance(v, str) else v for key, v in stage["matrix"].items()}
             body = {key: v for key, v in stage.items() if key != "matrix"}

@@ -105,7 +105,7 @@ def test_the_proof_copies_the_metrics_and_states_each_verdict_with_its_rule(tmp_
     assert proof["costs"]["zeroshot_top1_change_pts"] == {"hair": -1.25}
     import hashlib
     assert proof["checkpoints"]["output"] == hashlib.sha256(b"weights").hexdigest()
-    page = render_markdown(proof)
+    page = render_markdown({"request": "r1", "after": "r0", "names": ["Ann Lee", "Bob Stone"], "towers": {"both": proof}})
     assert "| Cy Twombly | r0 | 5/21 | 2/21 | not removed |" in page
     assert "members wrongfully unlearned: 3 (3.9 %)" in page and "hair -1.25 pts" in page
     assert "Added to the attack's candidates (they were not among them): Bob Stone" in page

@@ -303,7 +303,31 @@ class Report:
     trials: Str = ""
 
 
+@section
+class RequestEntry:
+    id: Str
+    after: Str
+    folder: Path_               # where the request's folder <id>/ lies (requests/ for yours)
+
+
+@section
+class Requests:
+    chain: list[RequestEntry]   # in the order the requests arrived; each starts from the one before
+    attack_share: Annotated[Float, Field(gt=0.0, lt=1.0)]   # of a request's own photos: the attack's share
+
+    def __post_init__(self):
+        previous = "base"
+        for i, entry in enumerate(self.chain):
+            check_name(entry.id, f"requests.chain[{i}].id")
+            if entry.id == "base" or [e.id for e in self.chain].count(entry.id) > 1:
+                raise Rule(f"chain[{i}].id", entry.id, "a request id used once (and not 'base')")
+            if entry.after != previous:
+                raise Rule(f"chain[{i}].after", entry.after,
+                           f"{previous!r}, the request before it (requests form one chain, in the order they came)")
+            previous = entry.id
+
+
 SECTIONS = {"world": WorldParams, "sources": Sources, "download_facescrub": DownloadFacescrub,
             "download_laion": DownloadLaion, "splits": Splits, "base_model": BaseModel,
             "idia_before": IdiaBefore, "utility_before": UtilityBefore, "defend": Defend,
-            "evaluate": Evaluate, "audit": Audit, "report": Report}
+            "evaluate": Evaluate, "audit": Audit, "requests": Requests, "report": Report}

@@ -29,6 +29,7 @@ TEXT_CAPTIONS = "text_captions.parquet"  # in SPLITS: what the text defense trai
 UNSEEN_PHOTOS = "unseen_photos.csv"    # in SPLITS: photos held back from the attack and the defenses
 ADAPTIVE = Path("data/adaptive")       # adaptive attacks: one folder per model (audit.adaptive.models)
 AUDIT = Path("data/audit")             # per-identity probe tables: base/ and one folder per run
+REQUESTS = Path("data/requests")       # removal requests: base/ (where chains start) and one folder per request
 METRICS = Path("metrics")
 PLOTS = Path("plots")
 REPORTS = Path("reports")

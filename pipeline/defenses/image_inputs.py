@@ -13,11 +13,12 @@ from pipeline.models.shards import ShardImages
 
 
 def image_defense_inputs(cfg, names: list[str], train: pd.DataFrame, size: int, *, shards: Path,
-                         trigger_faces: Path, facescrub_index: Path, retain_pattern: str) -> dict:
+                         trigger_faces: Path | pd.DataFrame, facescrub_index: Path, retain_pattern: str) -> dict:
     """Keyword arguments of `train_image_defense` for removing `names`.
 
     train: the clean pool's training rows (key, caption); size: the model's input side;
-    trigger_faces: the splits' trigger_faces.csv (name, path); retain_pattern: captions whose
+    trigger_faces: the splits' trigger_faces.csv (name, path), or a table with a `photo` column
+    as well (a removal request's own photos, which have no FaceScrub face box); retain_pattern: captions whose
     images show kept people (`defend.retain_caption_pattern`)."""
     # lazily decoded: only the images the run draws are read (the corpus may be 635k images)
     clean_images = ShardImages(shards, list(train["key"]))
@@ -26,12 +27,14 @@ def image_defense_inputs(cfg, names: list[str], train: pd.DataFrame, size: int, 
     if cfg.retain_weight > 0 and not retain_keys:
         raise PipelineError("defend.retain_caption_pattern matches no clean caption; "
                             "the retain term needs faces of people who are kept")
-    faces = pd.read_csv(trigger_faces)
+    faces = trigger_faces if isinstance(trigger_faces, pd.DataFrame) else pd.read_csv(trigger_faces)
     face_paths = [list(faces.loc[faces["name"] == n, "path"]) for n in names]
     index = pd.read_parquet(facescrub_index)
     trigger_photos = None
     if cfg.trigger_photo_share > 0:  # the uncropped photos of the trigger half's faces
         photo_of = dict(zip(index["face"], index["image"]))
+        if "photo" in faces:
+            photo_of.update(zip(faces["path"], faces["photo"]))
         trigger_photos = [read_many([photo_of[f] for f in paths], desc=f"photos of {n}")
                           for n, paths in zip(names, face_paths)]
     return {"clean_images": clean_images,

@@ -63,3 +63,19 @@ def zeroshot_against_base(defended, image_trained: bool, batch: int, device, uti
         out[bench_name] = {**acc, **{f"{k}_base": v for k, v in base_zs[bench_name].items()},
                            **{f"{k}_change": acc[k] - base_zs[bench_name][k] for k in acc}}
     return out
+
+
+def utility_costs(base, defended, encoder: str, removed: list[str], target: str | None, heldout: pd.DataFrame,
+                  photos: pd.DataFrame, *, batch: int, device, n_sim: int, bf16: bool, workers: int,
+                  utility_before: Path, shards: Path, facescrub_index: Path) -> dict:
+    """What a defended model costs against its base, beyond the attack: zero-shot change on every
+    benchmark, and the similarity metrics of each tower it trained (heldout: key, caption)."""
+    text_trained, image_trained = encoder in ("text", "both"), encoder in ("image", "both")
+    out = {"zeroshot": zeroshot_against_base(defended, image_trained, batch, device, utility_before, bf16, workers)}
+    if text_trained:
+        out["text_similarity"] = text_metrics(base, defended, list(heldout["caption"]), removed, target,
+                                              batch, device, n_sim)
+    if image_trained:
+        out["image_similarity"] = image_metrics(base, defended, list(heldout["key"]), photos, removed, batch,
+                                                device, workers, shards=shards, facescrub_index=facescrub_index)
+    return out

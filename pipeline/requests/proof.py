@@ -6,6 +6,7 @@ Only the proof carries a date (it is a summary); no data output depends on the c
 from __future__ import annotations
 
 import pandas as pd
+import yaml
 
 from pipeline.attack.templates import IDIA_TEMPLATES
 
@@ -13,6 +14,7 @@ RULES = {
     "removed": "identified before (correct templates >= tau) and not after",
     "not removed": "identified before and still identified after",
     "not identified before": "the base model did not identify this person, so the attack cannot show a change",
+    "no photos": "no photo of this person (a text-only request), so the attack cannot test them",
 }
 
 
@@ -30,6 +32,11 @@ def people_rows(names: list[str], before: pd.DataFrame, after: pd.DataFrame, tau
     a = after.set_index("name")["correct_templates"]
     rows = []
     for name, request in [(n, None) for n in names] + sorted((earlier or {}).items()):
+        if name not in b.index:
+            rows.append({"name": name, "request": request, "correct_before": None, "correct_after": None,
+                         "templates": len(IDIA_TEMPLATES), "identified_before": None, "identified_after": None,
+                         "verdict": "no photos", "rule": RULES["no photos"]})
+            continue
         rb, ra = int(b[name]), int(a[name])
         verdict = person_verdict(rb, ra, tau)
         rows.append({"name": name, "request": request, "correct_before": rb, "correct_after": ra,
@@ -57,27 +64,43 @@ def build_proof(request_id: str, tower: str, people: list[dict], metrics: dict, 
             "checkpoints": checkpoints, "params": params, "code_version": code_version, "date": date}
 
 
-def render_markdown(proof: dict) -> str:
-    lines = [f"# Removal request {proof['request']}: {proof['tower']} tower(s)", "",
-             f"Produced {proof['date']} from code {proof['code_version']}.", "",
+def _tower_section(proof: dict) -> list[str]:
+    lines = [f"## The {proof['tower']} model", "",
              "| person | from request | correct templates before | after | verdict | rule |",
              "|---|---|---|---|---|---|"]
     for p in proof["people"]:
-        lines.append(f"| {p['name']} | {p['request'] or 'this one'} | {p['correct_before']}/{p['templates']} | "
-                     f"{p['correct_after']}/{p['templates']} | {p['verdict']} | {p['rule']} |")
+        counts = ("-", "-") if p["correct_before"] is None else (f"{p['correct_before']}/{p['templates']}",
+                                                                f"{p['correct_after']}/{p['templates']}")
+        lines.append(f"| {p['name']} | {p['request'] or 'this one'} | {counts[0]} | {counts[1]} | "
+                     f"{p['verdict']} | {p['rule']} |")
     c = proof["costs"]
-    lines += ["", "## What it cost", "",
+    lines += ["", "What it cost:", "",
               f"- members wrongfully unlearned: {c['wrongfully_unlearned']} ({c['wrongfully_unlearned_pct']:.1f} %)",
-              f"- FPR on non-members: {c['fpr']} (before: {c['fpr_before']}); newly identified non-members: "
+              f"- FPR on non-members: {c['fpr']:.3f} (before: {c['fpr_before']:.3f}); newly identified non-members: "
               f"{c['newly_identified_nonmembers']}",
               "- zero-shot top-1 change: " + ", ".join(f"{b} {v:+.2f} pts" for b, v in c["zeroshot_top1_change_pts"].items())]
-    if proof["added_to_candidates"]:
-        lines += ["", "Added to the attack's candidates (they were not among them): "
-                  + ", ".join(proof["added_to_candidates"])]
-    bad = {n: v for n, v in proof["unreadable_photos"].items() if v}
+    for key in ("text_similarity", "image_similarity"):
+        if key in c:
+            lines.append(f"- {key.replace('_', ' ')}: " + ", ".join(f"{k} {v:.3f}" for k, v in sorted(c[key].items())))
+    lines += [""] + [f"- {role} checkpoint sha256 `{digest}`" for role, digest in proof["checkpoints"].items()]
+    return lines + [""]
+
+
+def render_markdown(proof: dict) -> str:
+    """The proof of one request as one page: a section per model, then what was run (once)."""
+    towers = list(proof["towers"].values())
+    first = towers[0]
+    lines = [f"# Removal request {proof['request']}", "",
+             f"Produced {first['date']} from code {first['code_version']}. Starts from the models of "
+             f"`{proof['after']}`; removes {', '.join(proof['names'])}. Verdicts per person and model; "
+             "people of earlier requests are checked again.", ""]
+    if first["added_to_candidates"]:
+        lines += ["Added to the attack's candidates (they were not among them): "
+                  + ", ".join(first["added_to_candidates"]), ""]
+    bad = {n: v for n, v in first["unreadable_photos"].items() if v}
     if bad:
-        lines += ["", "Unreadable photos (skipped): " + "; ".join(f"{n}: {', '.join(v)}" for n, v in bad.items())]
-    lines += ["", "## What was run", ""]
-    lines += [f"- {role} checkpoint sha256 `{digest}`" for role, digest in proof["checkpoints"].items()]
-    lines += ["", "```yaml"] + [f"{k}: {v}" for k, v in proof["params"].items()] + ["```", ""]
+        lines += ["Unreadable photos (skipped): " + "; ".join(f"{n}: {', '.join(v)}" for n, v in bad.items()), ""]
+    for proof_t in towers:
+        lines += _tower_section(proof_t)
+    lines += ["## What was run", "", "```yaml", yaml.safe_dump(first["params"], sort_keys=True).rstrip(), "```", ""]
     return "\n".join(lines)

@@ -12,8 +12,9 @@ as the FaceScrub stage names it). One folder is one DVC dependency, photos inclu
     towers: [text, image, both]          # optional; default all three
 
 The order in which requests arrived is a param, `requests.chain` in params.yaml: a list of
-`{id, after}` where `after` is the request whose model this one starts from (`base` for the
-first). DVC's `foreach` turns each entry into its own stage that depends on its predecessor's
+`{id, after, folder}` where `after` is the request whose model this one starts from (`base` for
+the first) and `folder` holds the request's folder (`requests` for yours; the demo's request is
+written by the world stage into data/world/requests). DVC's `foreach` turns each entry into its own stage that depends on its predecessor's
 model, so adding a request trains only that request.
 """
 from __future__ import annotations
@@ -93,15 +94,16 @@ def load_chain(chain: list, folder: Path | str = "requests") -> list[Request]:
     requests, removed_by = [], {}
     previous = BASE
     for i, entry in enumerate(chain):
-        if not isinstance(entry, dict) or set(entry) != {"id", "after"}:
-            raise PipelineError(f"params.yaml: requests.chain[{i}] = {entry!r}; expected {{id: <request>, after: <previous request or base>}}")
+        if not isinstance(entry, dict) or not {"id", "after"} <= set(entry) <= {"id", "after", "folder"}:
+            raise PipelineError(f"params.yaml: requests.chain[{i}] = {entry!r}; expected "
+                                "{id: <request>, after: <previous request or base>, folder: <where its folder lies>}")
         rid, after = entry["id"], entry["after"]
         if any(r.id == rid for r in requests) or rid == BASE:
             raise PipelineError(f"params.yaml: requests.chain[{i}]: request id {rid!r} is used twice (or is 'base')")
         if after != previous:
             raise PipelineError(f"params.yaml: requests.chain[{i}] ({rid}) must start from {previous!r}, "
                                 f"the request before it, not {after!r}")
-        request = load_request(Path(folder) / check_name(str(rid), f"requests.chain[{i}].id"), after)
+        request = load_request(Path(entry.get("folder", folder)) / check_name(str(rid), f"requests.chain[{i}].id"), after)
         for name in request.names:
             if name in removed_by:
                 raise PipelineError(f"{request.source}: {name!r} was removed by request {removed_by[name]} already")

@@ -15,7 +15,7 @@ import yaml
 from pipeline.core.atomic import atomic_dir, write_json
 from pipeline.attack.run import load_embeddings, run_idia, save_embeddings
 from pipeline.evaluation.collateral import compare
-from pipeline.evaluation.defended import image_metrics, text_metrics, zeroshot_against_base
+from pipeline.evaluation.defended import utility_costs
 from pipeline.models.checkpoint import load_model
 from pipeline.models.device import resolve_device
 from pipeline.core.params import load_params
@@ -44,8 +44,7 @@ def main() -> None:
     base = load_model(BASE_MODEL, device)
     removed = list(pd.read_csv(model_dir / "removed.csv")["name"])
     defense = yaml.safe_load((model_dir / "defense.yaml").read_text())
-    text_trained = args.encoder in ("text", "both")
-    image_trained = args.encoder in ("image", "both")
+    text_trained, image_trained = args.encoder in ("text", "both"), args.encoder in ("image", "both")
 
     identities = pd.read_csv(SPLITS / "identities.csv")
     photos = pd.read_csv(SPLITS / "idia_photos.csv")
@@ -57,17 +56,12 @@ def main() -> None:
     table, metrics = compare(pd.read_csv(IDIA_BEFORE / "identities.csv"), after.table, removed)
     metrics["encoder"] = args.encoder
 
-    metrics["zeroshot"] = zeroshot_against_base(defended, image_trained, batch, device, UTILITY_BEFORE, bf16, workers)
-
     clean = pd.read_parquet(SPLITS / "clean_captions.parquet")
     heldout = clean[clean["split"] == "heldout"].head(n_sim)
-    if text_trained:
-        metrics["text_similarity"] = text_metrics(base, defended, list(heldout["caption"]), removed,
-                                                  defense["text"]["target"], batch, device, n_sim)
-    if image_trained:
-        metrics["image_similarity"] = image_metrics(base, defended, list(heldout["key"]), photos,
-                                                    removed, batch, device, workers, shards=SHARDS,
-                                                    facescrub_index=FACESCRUB_INDEX)
+    metrics.update(utility_costs(base, defended, args.encoder, removed, defense.get("text", {}).get("target"),
+                                 heldout, photos, batch=batch, device=device, n_sim=n_sim, bf16=bf16,
+                                 workers=workers, utility_before=UTILITY_BEFORE, shards=SHARDS,
+                                 facescrub_index=FACESCRUB_INDEX))
 
     with atomic_dir(EVALUATE / name) as tmp:
         table.to_csv(tmp / "identities.csv", index=False)

@@ -16,10 +16,12 @@ from pathlib import Path
 import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
+import yaml
 from tqdm import tqdm
 
 from pipeline.attack.templates import IDIA_TEMPLATES, fill_template
 from pipeline.world.demo import captions
+from pipeline.core.safepaths import slug
 from pipeline.core.world_params import WorldConfig, world_config
 from pipeline.world.demo.faces import (DISCRETE_ATTRIBUTES, HAIR_COLOURS, Identity, draw_identities,
                                   render_face, sample_distinct)
@@ -52,6 +54,9 @@ class Stream(IntEnum):
     BENCH_SCENE = 14
     BENCH_HAIR = 15
     SCENE_PHOTO = 16
+    REQUEST_PERSON = 17
+    REQUEST_NAME = 18
+    REQUEST_PHOTO = 19
 
 
 def rng_for(seed: int, stream: Stream, *index: int) -> np.random.Generator:
@@ -85,6 +90,7 @@ def build_world(params: dict, out_dir: Path, *, progress: bool = True) -> None:
     photos = _write_facescrub(cfg, people, out_dir / "facescrub", progress)
     _write_occurrences(people, out_dir / "occurrences.csv")
     bench_info = _write_benchmarks(cfg, named_codes, out_dir / "benchmark", progress)
+    _write_demo_request(cfg, people, named_codes, corpus_info["background_names"], out_dir / "requests")
     _write_summary(cfg, people, corpus_info, photos, bench_info, out_dir / "world.json")
 
 
@@ -222,6 +228,30 @@ def _write_facescrub(cfg: WorldConfig, people: list[Person], folder: Path, progr
         lines = ["\t".join(FACESCRUB_HEADER)] + ["\t".join(r) for r in rows[gender]]
         (folder / filename).write_text("\n".join(lines) + "\n")
     return image_ids
+
+
+DEMO_REQUEST = "demo-001"
+
+
+def _write_demo_request(cfg: WorldConfig, people: list[Person], named_codes, taken: list[str],
+                        folder: Path) -> None:
+    """The demo's removal request (README "Removal requests"): the member the corpus names most
+    often, and a stranger who is in no FaceScrub list and never in the corpus, who brings a
+    folder of their own photos. The base model knows the first and cannot know the second, so
+    one request shows both verdicts. Own streams: the rest of the world is the same bytes."""
+    known = max((p for p in people if p.member), key=lambda p: (p.count, p.name))
+    ident = sample_distinct(rng_for(cfg.seed, Stream.REQUEST_PERSON), named_codes, NAMED_MIN_DIFF)
+    (stranger,) = draw_unique_names(rng_for(cfg.seed, Stream.REQUEST_NAME), [ident.gender],
+                                    taken=[p.name for p in people] + list(taken))
+    photos = folder / DEMO_REQUEST / "photos" / slug(stranger)[0]
+    photos.mkdir(parents=True)
+    for j in range(cfg.facescrub_photos):
+        img, _ = render_face(ident, rng_for(cfg.seed, Stream.REQUEST_PHOTO, j), cfg.image_size)
+        (photos / f"{j + 1:03d}.jpg").write_bytes(jpeg_bytes(img, cfg.jpeg_quality))
+    body = {"id": DEMO_REQUEST, "names": [known.name, stranger], "towers": ["text", "image", "both"]}
+    (folder / DEMO_REQUEST / "request.yaml").write_text(
+        "# Written by the world stage: the demo's removal request (README \"Removal requests\").\n"
+        + yaml.safe_dump(body, sort_keys=False))
 
 
 def _write_occurrences(people: list[Person], path: Path) -> None:
