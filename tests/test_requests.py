@@ -110,3 +110,75 @@ def test_the_proof_copies_the_metrics_and_states_each_verdict_with_its_rule(tmp_
     assert "members wrongfully unlearned: 3 (3.9 %)" in page and "hair -1.25 pts" in page
     assert "Added to the attack's candidates (they were not among them): Bob Stone" in page
     assert "x.jpg: cannot identify image file" in page and "2026-12-03" in page
+
+
+def _tables():
+    import pandas as pd
+    ids = pd.DataFrame({"name": ["Ann Lee", "Cy Twombly"], "member": [True, True], "count": [9, 5]})
+    faces = pd.DataFrame({"name": ["Ann Lee", "Ann Lee"], "path": ["f/1.jpg", "f/2.jpg"]})
+    index = pd.DataFrame({"face": ["f/1.jpg", "f/2.jpg"], "image": ["p/1.jpg", "p/2.jpg"]})
+    return ids, faces, index
+
+
+def _photos(folder, name, n, bad=0):
+    from PIL import Image
+    sub = folder / name.replace(" ", "_")
+    sub.mkdir(parents=True, exist_ok=True)
+    for i in range(n):
+        Image.new("RGB", (8, 8), (i * 20, 0, 0)).save(sub / f"{i}.jpg")
+    for i in range(bad):
+        (sub / f"broken{i}.jpg").write_bytes(b"not a jpeg")
+
+
+def test_people_take_facescrub_photos_or_their_own_and_unreadable_ones_are_listed(tmp_path):
+    from pipeline.requests.people import resolve_people
+
+    _photos(tmp_path / "requests" / "r1" / "photos", "Dee Fill", 5, bad=1)
+    request = load_request(write(tmp_path / "requests", "r1", names=["Ann Lee", "Dee Fill"]))
+    people = resolve_people(request, *_tables(), attack_share=0.5)
+    assert people.sources == {"Ann Lee": "facescrub", "Dee Fill": "photos"}
+    assert list(people.triggers.loc[people.triggers["name"] == "Ann Lee", "photo"]) == ["p/1.jpg", "p/2.jpg"]
+    assert len(people.attack) == 3 and (people.attack["name"] == "Dee Fill").all()  # ceil(0.5 * 5) for the attack
+    assert (people.triggers["name"] == "Dee Fill").sum() == 2
+    assert len(people.unreadable["Dee Fill"]) == 1 and "broken0.jpg" in people.unreadable["Dee Fill"][0]
+
+
+@pytest.mark.parametrize("photos, towers, message", [
+    (0, ["image"], "'Dee Fill' has no photos .* an image defense needs photos"),
+    (1, ["both"], "1 readable photo\\(s\\) of 'Dee Fill'; the image defense needs at least 2"),
+])
+def test_an_image_defense_without_usable_photos_is_one_clear_line(tmp_path, photos, towers, message):
+    from pipeline.requests.people import resolve_people
+
+    if photos:
+        _photos(tmp_path / "requests" / "r1" / "photos", "Dee Fill", photos)
+    request = load_request(write(tmp_path / "requests", "r1", names=["Dee Fill"], towers=towers))
+    with pytest.raises(PipelineError, match=message):
+        resolve_people(request, *_tables(), attack_share=0.5)
+
+
+def test_a_text_only_request_may_name_someone_without_photos(tmp_path):
+    from pipeline.requests.people import resolve_people
+    from pipeline.requests.proof import people_rows
+    import pandas as pd
+
+    request = load_request(write(tmp_path / "requests", "r1", names=["Dee Fill"], towers=["text"]))
+    assert resolve_people(request, *_tables(), attack_share=0.5).sources == {"Dee Fill": "none"}
+    table = pd.DataFrame({"name": ["Ann Lee"], "correct_templates": [3]})
+    (row,) = people_rows(["Dee Fill"], table, table, tau=1)
+    assert row["verdict"] == "no photos" and row["correct_before"] is None
+
+
+@pytest.mark.parametrize("chain, message", [
+    ([{"id": "a", "after": "base", "folder": "requests"}, {"id": "a", "after": "a", "folder": "requests"}],
+     "requests.chain\\[1\\].id .*used once"),
+    ([{"id": "a", "after": "b", "folder": "requests"}], "requests.chain\\[0\\].after .*'base'"),
+    ([{"id": "../a", "after": "base", "folder": "requests"}], "not allowed as a file name"),
+    ([{"id": "a", "after": "base"}], "folder"),
+])
+def test_the_chain_in_params_is_checked_before_any_work(tmp_path, chain, message):
+    from pipeline.core.params import load_params
+
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump({"requests": {"chain": chain, "attack_share": 0.5}}))
+    with pytest.raises(PipelineError, match=message):
+        load_params("requests", tmp_path / "params.yaml")

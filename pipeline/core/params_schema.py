@@ -316,15 +316,16 @@ class Requests:
     attack_share: Annotated[Float, Field(gt=0.0, lt=1.0)]   # of a request's own photos: the attack's share
 
     def __post_init__(self):
-        previous = "base"
+        previous, seen = "base", set()
         for i, entry in enumerate(self.chain):
             check_name(entry.id, f"requests.chain[{i}].id")
-            if entry.id == "base" or [e.id for e in self.chain].count(entry.id) > 1:
+            if entry.id == "base" or entry.id in seen:
                 raise Rule(f"chain[{i}].id", entry.id, "a request id used once (and not 'base')")
             if entry.after != previous:
                 raise Rule(f"chain[{i}].after", entry.after,
                            f"{previous!r}, the request before it (requests form one chain, in the order they came)")
             previous = entry.id
+            seen.add(entry.id)
 
 
 SECTIONS = {"world": WorldParams, "sources": Sources, "download_facescrub": DownloadFacescrub,

@@ -1,5 +1,5 @@
 """Fulfil one removal request: train its towers from the predecessor's models, attack before
-and after, and gather what the proof states (docs/method.md §8).
+and after, and gather what the proof states (README "Removal requests").
 
 The attack runs with the splits' identities and candidates plus every person of this and
 the earlier requests (people from request folders are added as identities with their own
