@@ -31,7 +31,8 @@ def test_exp_run_reruns_only_downstream_stages(reproduced_repo):
         # Before running: only the stages that read the param are stale ...
         (repo / "params.yaml").write_text((repo / "params.yaml").read_text().replace(
             "beta: 0.6", "beta: 0.7", 1))
-        assert stale_stages(repo) == {f"defend_text@{k}" for k in ks}
+        # (the removal request trains with the same text recipe)
+        assert stale_stages(repo) == {f"defend_text@{k}" for k in ks} | {"request@0"}
         run(["git", "checkout", "--", "params.yaml"], repo)
         # ... and the experiment reruns exactly those and what depends on their outputs.
         out = dvc(["exp", "run", "-n", "beta07", "-S", "defend.text.beta=0.7"], repo).stdout
@@ -39,7 +40,7 @@ def test_exp_run_reruns_only_downstream_stages(reproduced_repo):
         assert ran == ({f"defend_text@{k}" for k in ks} | {f"combine@{k}" for k in both_ks}
                        | {f"evaluate_text@{k}" for k in ks} | {f"evaluate_towers@both-{k}" for k in both_ks}
                        | {f"audit_text@{k}" for k in ks} | {f"audit_towers@both-{k}" for k in both_ks}
-                       | {"adaptive", "report"})   # adaptive reads every defended model (data/defended)
+                       | {"adaptive", "report", "request@0"})   # adaptive reads every defended model (data/defended)
     finally:
         run(["git", "checkout", "--", "."], repo)
         dvc(["checkout", "--force"], repo)
