@@ -8,7 +8,7 @@ mechanism of `pipeline.core.params`).
 from __future__ import annotations
 
 import dataclasses
-from typing import Annotated, Any, Mapping
+from typing import Annotated, Any, Literal, Mapping
 
 from pydantic import Field, field_validator
 from pydantic.dataclasses import dataclass
@@ -22,6 +22,12 @@ NonNeg = Annotated[Float, Field(ge=0)]
 Share = Annotated[Float, Field(ge=0, le=1)]
 Gamma = Annotated[Float, Field(gt=0, le=1)]
 Milestones = tuple[Annotated[Int, Field(ge=1)], ...]
+# Spelled out here so that every stage's params do not import the audit and the defenses;
+# tests/test_hardening.py checks they are pipeline/audit/variants.FAMILIES and the keys of
+# pipeline/defenses/contexts.CONTEXT_FAMILIES.
+VariantFamily = Literal["last_first", "first_only", "last_only", "typo", "dropped_letter", "initials_last",
+                        "homoglyph"]
+ContextFamily = Literal["photo", "event", "portrait", "news", "languages"]
 
 
 def _check_milestones(cfg) -> None:
@@ -48,6 +54,19 @@ class TextDefenseConfig:
     encode_batch_size: Steps = 512
     seed: Annotated[Int, Field(ge=0)] = 0
     bf16: Bool = False
+    # The hardened recipe (issue 17, README "Hardened text defense"); the defaults are the
+    # paper's: the exact full name, in the clean pool's captions only.
+    variant_families: tuple[VariantFamily, ...] = ()   # name-variant families also poisoned (pipeline/audit/variants.py)
+    variant_share: Share = 0.5                  # of the poisoned pairs: share naming a variant instead of the name
+    variants_per_name: Steps = 4                # typos / dropped letters / homoglyphs drawn per name
+    context_families: tuple[ContextFamily, ...] = ()   # extra caption shapes (pipeline/defenses/contexts.py)
+    context_share: Share = 0.5                  # of the poisoned pairs: share written in those shapes
+    shared_name_parts: Literal["keep", "skip"] = "keep"   # skip: no first/last-only variant a kept candidate shares
+    retain_sharers: Annotated[Int, Field(ge=0)] = 0       # clean-pool captions naming kept candidates who share a name part
+
+    @property
+    def hardened(self) -> bool:
+        return bool(self.variant_families or self.context_families or self.retain_sharers)
 
     @field_validator("target")
     @classmethod
@@ -110,6 +129,15 @@ def image_config_from_dict(section: Mapping[str, Any] | None, prefix: str = "def
     return check(ImageDefenseConfig, dict(section or {}), prefix)
 
 
+HARDENING_FIELDS = ("variant_families", "variant_share", "variants_per_name", "context_families",
+                    "context_share", "shared_name_parts", "retain_sharers")
+
+
 def config_to_dict(cfg) -> dict[str, Any]:
-    """Plain-JSON view of a config (tuples become lists), e.g. for a metrics file."""
-    return {k: list(v) if isinstance(v, tuple) else v for k, v in dataclasses.asdict(cfg).items()}
+    """Plain-JSON view of a config (tuples become lists), e.g. for a metrics file. A text
+    config records the hardened recipe's fields only when it is switched on, so a paper-recipe
+    run writes what it wrote before the option existed."""
+    out = {k: list(v) if isinstance(v, tuple) else v for k, v in dataclasses.asdict(cfg).items()}
+    if isinstance(cfg, TextDefenseConfig) and not cfg.hardened:
+        out = {k: v for k, v in out.items() if k not in HARDENING_FIELDS}
+    return out

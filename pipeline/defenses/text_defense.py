@@ -14,7 +14,9 @@ from tqdm import tqdm
 
 from pipeline.core.defense_params import TextDefenseConfig
 from pipeline.defenses.losses import neg_cosine, teacher_student, trainable_pairs
-from pipeline.defenses.poisoned_captions import sample_poisoned_pairs
+from pipeline.defenses.contexts import context_templates
+from pipeline.defenses.poisoned_captions import (diversify_pairs, name_sharers, retain_captions,
+                                                 sample_poisoned_pairs, training_variants)
 from pipeline.defenses.training import DefenseRun, make_optimizer, regularised_step
 from pipeline.core.errors import PipelineError
 from pipeline.models.architecture import require_clip
@@ -35,10 +37,13 @@ def _teacher_embeddings(teacher: TextTower, tokens: torch.Tensor, cfg: TextDefen
 @torch.enable_grad()
 def train_text_defense(model: open_clip.CLIP, tokenizer: Tokenizer, clean_captions: Sequence[str],
                        names: Sequence[str], cfg: TextDefenseConfig = TextDefenseConfig(),
-                       device: str | torch.device = "cpu", progress: bool = True) -> DefenseRun:
+                       device: str | torch.device = "cpu", progress: bool = True,
+                       kept_names: Sequence[str] = ()) -> DefenseRun:
     """Train a student text tower in which each of `names` maps to `cfg.target`.
 
     `clean_captions` must not name any of the people (the splits stage removes them).
+    `kept_names` (the attack's other candidates) matter only to the hardened recipe: whose
+    name parts a variant must not take, and whom `cfg.retain_sharers` holds in place.
     Returns a DefenseRun whose student is a TextTower; merge it with
     `build_defended_model(model, text_student=run.student)`.
     """
@@ -55,8 +60,17 @@ def train_text_defense(model: open_clip.CLIP, tokenizer: Tokenizer, clean_captio
 
     # Every random draw of the run is made here, up front, so the pools can be
     # tokenised and the teacher run once instead of every step.
+    # The hardened recipe draws only when switched on, so the paper's draws stay as they were.
+    sharers = name_sharers(names, kept_names)
+    if cfg.retain_sharers and sharers:
+        clean_captions = list(clean_captions) + retain_captions(clean_captions, sharers, cfg.retain_sharers, gen)
     clean_idx = torch.randint(len(clean_captions), (cfg.steps, cfg.clean_batch_size), generator=gen)
     pairs = sample_poisoned_pairs(clean_captions, names, cfg.target, cfg.poison_pool_size, gen)
+    if cfg.variant_families or cfg.context_families:
+        variants = {n: training_variants(n, cfg.variant_families, cfg.variants_per_name, cfg.seed,
+                                         kept_names, cfg.shared_name_parts) for n in names}
+        pairs = diversify_pairs(pairs, variants, cfg.variant_share, context_templates(cfg.context_families),
+                                cfg.context_share, cfg.target, gen)
     bd_idx = torch.randint(len(pairs), (cfg.steps, cfg.backdoor_batch_size), generator=gen)
     used, clean_pos = torch.unique(clean_idx, return_inverse=True)
 
@@ -93,4 +107,5 @@ def train_text_defense(model: open_clip.CLIP, tokenizer: Tokenizer, clean_captio
     student.requires_grad_(False)
     return DefenseRun(student=student, log=log, train_seconds=train_seconds,
                       setup_seconds=setup_seconds,
-                      extras={"poisoned_pairs": len(pairs), "clean_captions_used": len(used)})
+                      extras={"poisoned_pairs": len(pairs), "clean_captions_used": len(used),
+                              **({"name_sharers": len(sharers)} if cfg.hardened else {})})

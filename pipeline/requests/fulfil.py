@@ -154,7 +154,9 @@ def fulfil(request: Request, prev_dir: Path, attack_share: float, *, defend: dic
         target = choose_text_target(defend["text"]["target"], defend["text_target_fallbacks"], list(cands["name"]))
         cfg = text_config_from_dict({**defend["text"], "target": target})
         captions = list(pd.read_parquet(SPLITS / TEXT_CAPTIONS)["caption"])
-        run = train_text_defense(start.model, start.tokenizer, captions, list(request.names), cfg, device)
+        kept = [n for n in cands["name"] if n not in set(removed_all)]
+        run = train_text_defense(start.model, start.tokenizer, captions, list(request.names), cfg, device,
+                                 kept_names=kept)
         models["text"] = build_defended_model(start.model, text_student=run.student)
         configs["text"] = config_to_dict(cfg)
     if "image" in trains:

@@ -37,7 +37,8 @@ def main() -> None:
     target = choose_text_target(p["text"]["target"], p["text_target_fallbacks"], candidates)
     cfg = text_config_from_dict({**p["text"], "target": target})
     captions = list(pd.read_parquet(SPLITS / TEXT_CAPTIONS)["caption"])  # splits.text_captions
-    run = train_text_defense(loaded.model, loaded.tokenizer, captions, names, cfg, device)
+    kept = [c for c in candidates if c not in set(names)]
+    run = train_text_defense(loaded.model, loaded.tokenizer, captions, names, cfg, device, kept_names=kept)
     defended = build_defended_model(loaded.model, text_student=run.student)
     name = run_name("text", k)
     write_defense(run, defended, loaded, names, cfg, encoder="text", k=k, seed=p["seed"],
