@@ -35,3 +35,20 @@ def test_table_marks_removed_and_unknown_names_fail():
     assert list(t.loc[t["removed"], "name"]) == ["a"]
     with pytest.raises(ValueError, match="zed"):
         compare(BEFORE, AFTER, ["zed"])
+
+
+def test_members_sharing_a_name_part_with_the_removed_are_counted_apart():
+    before = table([("Ada Quill", True, 5, 9, True), ("Ada Brennan", True, 5, 8, True),
+                    ("Cy quill", True, 5, 7, True), ("Dee Norton", True, 5, 6, True),
+                    ("Eve Ada", True, 5, 0, False)])
+    after = table([("Ada Quill", True, 5, 0, False), ("Ada Brennan", True, 5, 0, False),
+                   ("Cy quill", True, 5, 7, True), ("Dee Norton", True, 5, 0, False),
+                   ("Eve Ada", True, 5, 0, False)])
+    _, m = compare(before, after, ["Ada Quill"])
+    # Ada Brennan (first name) and Cy quill (last name, any case) share; Eve Ada's last name is
+    # not a removed first name; Dee Norton shares nothing but is lost too (counted only overall)
+    assert m["name_sharers_identified_before"] == 2 and m["wrongfully_unlearned_name_sharers"] == 1
+    assert m["wrongfully_unlearned_name_sharers_pct"] == 50.0
+    assert m["wrongfully_unlearned"] == 2
+    _, m = compare(BEFORE, AFTER, ["a"])
+    assert m["name_sharers_identified_before"] == 0 and m["wrongfully_unlearned_name_sharers_pct"] == 0.0

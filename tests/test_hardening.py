@@ -7,11 +7,11 @@ import torch
 
 from pipeline.attack.templates import IDIA_TEMPLATES
 from pipeline.audit.prompts import HELDOUT_TEMPLATES
-from pipeline.audit.variants import variant
+from pipeline.audit.variants import name_sharers, variant
 from pipeline.core.defense_params import HARDENING_FIELDS, TextDefenseConfig, config_to_dict, text_config_from_dict
 from pipeline.core.errors import ParamError
 from pipeline.defenses.contexts import CONTEXT_FAMILIES, context_templates
-from pipeline.defenses.poisoned_captions import (PoisonedPair, diversify_pairs, name_sharers, retain_captions,
+from pipeline.defenses.poisoned_captions import (diversify_pairs, retain_captions,
                                                  sample_poisoned_pairs, training_variants)
 from pipeline.defenses.text_defense import train_text_defense
 from tests.test_defenses import CAPTIONS, small_text_cfg, tiny_clip  # noqa: F401 (fixtures below)

@@ -32,6 +32,22 @@ def split_name(name: str) -> tuple[str, str]:
     return words[0], " ".join(words[1:])
 
 
+def name_parts(name: str) -> tuple[str, str]:
+    """(first, last) as the tokenizer reads them (lowercase)."""
+    first, last = split_name(name)
+    return first.lower(), last.lower()
+
+
+def name_sharers(removed, others) -> list[str]:
+    """The people of `others` (not removed) whose first or last name, read as the tokenizer
+    reads it, is also a removed person's: a partial-name variant of the removed person names
+    them too, so a defense that unlearns partial names can erase them."""
+    gone = set(removed)
+    firsts = {name_parts(n)[0] for n in removed}
+    lasts = {name_parts(n)[1] for n in removed} - {""}
+    return [o for o in others if o not in gone and (name_parts(o)[0] in firsts or name_parts(o)[1] in lasts)]
+
+
 def _rng(seed: int, name: str, family: str) -> random.Random:
     digest = hashlib.sha256(f"{seed}\x00{family}\x00{name}".encode()).digest()
     return random.Random(int.from_bytes(digest[:8], "big"))

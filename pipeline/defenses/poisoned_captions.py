@@ -6,7 +6,7 @@ from typing import Sequence
 
 import torch
 
-from pipeline.audit.variants import split_name, variant
+from pipeline.audit.variants import name_parts, variant
 from pipeline.core.errors import PipelineError
 
 
@@ -52,21 +52,6 @@ EDIT_FAMILIES = ("typo", "dropped_letter", "homoglyph")
 PARTIAL_FAMILIES = {"first_only": 0, "last_only": 1}   # which part of split_name the variant is
 
 
-def _parts(name: str) -> tuple[str, str]:
-    first, last = split_name(name)
-    return first.lower(), last.lower()
-
-
-def name_sharers(removed: Sequence[str], others: Sequence[str]) -> list[str]:
-    """The people of `others` (not removed) whose first or last name, read as the tokenizer
-    reads it (lowercase), is also a removed person's: a partial-name variant of the removed
-    person names them too."""
-    gone = set(removed)
-    firsts = {_parts(n)[0] for n in removed}
-    lasts = {_parts(n)[1] for n in removed} - {""}
-    return [o for o in others if o not in gone and (_parts(o)[0] in firsts or _parts(o)[1] in lasts)]
-
-
 def training_variants(name: str, families: Sequence[str], per_name: int, seed: int,
                       kept: Sequence[str] = (), shared_parts: str = "keep") -> list[str]:
     """The variants of `name` the hardened defense poisons: one per family, `per_name` for
@@ -79,7 +64,7 @@ def training_variants(name: str, families: Sequence[str], per_name: int, seed: i
     kept_parts = [set(), set()]
     for other in kept:
         if other != name:
-            for i, part in enumerate(_parts(other)):
+            for i, part in enumerate(name_parts(other)):
                 kept_parts[i].add(part)
     out: list[str] = []
     for family in families:

@@ -15,8 +15,9 @@ from tqdm import tqdm
 from pipeline.core.defense_params import TextDefenseConfig
 from pipeline.defenses.losses import neg_cosine, teacher_student, trainable_pairs
 from pipeline.defenses.contexts import context_templates
-from pipeline.defenses.poisoned_captions import (diversify_pairs, name_sharers, retain_captions,
-                                                 sample_poisoned_pairs, training_variants)
+from pipeline.audit.variants import name_sharers
+from pipeline.defenses.poisoned_captions import (diversify_pairs, retain_captions, sample_poisoned_pairs,
+                                                 training_variants)
 from pipeline.defenses.training import DefenseRun, make_optimizer, regularised_step
 from pipeline.core.errors import PipelineError
 from pipeline.models.architecture import require_clip

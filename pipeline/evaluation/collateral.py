@@ -3,11 +3,15 @@
 Over the K removed identities: how many the attack still identifies. Over the other
 members: who was wrongly unlearned (identified before, not after) and who is newly
 recalled (not before, identified after). Over non-members: the false-positive rate and
-those newly identified (not before, identified after).
+those newly identified (not before, identified after). The members who share a first or last
+name with a removed person are counted apart as well: a defense that unlearns partial names
+would erase them first.
 """
 from __future__ import annotations
 
 import pandas as pd
+
+from pipeline.audit.variants import name_sharers
 
 
 def _bool(series: pd.Series) -> pd.Series:
@@ -36,6 +40,9 @@ def compare(before: pd.DataFrame, after: pd.DataFrame, removed: list[str]) -> tu
     lost = others["identified_before"] & ~others["identified_after"]
     gained = ~others["identified_before"] & others["identified_after"]
     known_before = int(others["identified_before"].sum())
+    sharing = others[others["name"].isin(name_sharers(removed, list(others["name"])))]
+    sharers_known = int(sharing["identified_before"].sum())
+    sharers_lost = int((sharing["identified_before"] & ~sharing["identified_after"]).sum())
     unknown_before = len(others) - known_before
     k = len(rem)
     tpr_removed = float(rem["identified_after"].mean()) if k else None
@@ -50,6 +57,9 @@ def compare(before: pd.DataFrame, after: pd.DataFrame, removed: list[str]) -> tu
         "wrongfully_unlearned": int(lost.sum()),
         # Percent of the other members the attack identified before (those that could be lost).
         "wrongfully_unlearned_pct": 100.0 * int(lost.sum()) / known_before if known_before else 0.0,
+        "name_sharers_identified_before": sharers_known,
+        "wrongfully_unlearned_name_sharers": sharers_lost,
+        "wrongfully_unlearned_name_sharers_pct": 100.0 * sharers_lost / sharers_known if sharers_known else 0.0,
         "newly_recalled": int(gained.sum()),
         # Percent of the other members the attack missed before (those that could be gained).
         "newly_recalled_pct": 100.0 * int(gained.sum()) / unknown_before if unknown_before else 0.0,

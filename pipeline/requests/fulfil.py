@@ -145,6 +145,7 @@ def fulfil(request: Request, prev_dir: Path, attack_share: float, *, defend: dic
 
     base = load_model(BASE_MODEL, device)
     tables = {"before": attack(base)}
+    clean = pd.read_parquet(SPLITS / "clean_captions.parquet")
     trains = {t for tower in request.towers for t in TRAINED[tower]}
     models, configs, starts = {}, {}, {}
     target = None
@@ -164,7 +165,6 @@ def fulfil(request: Request, prev_dir: Path, attack_share: float, *, defend: dic
         start = load_model(starts["image"], device)
         recipe = defend["image_recipe"]
         cfg = image_config_from_dict(defend["image_recipes"][recipe], prefix=f"defend.image_recipes.{recipe}")
-        clean = pd.read_parquet(SPLITS / "clean_captions.parquet")
         inputs = image_defense_inputs(cfg, list(request.names), clean[clean["split"] == "train"],
                                       model_image_size(start.model), shards=SHARDS,
                                       trigger_faces=people.triggers, facescrub_index=FACESCRUB_INDEX,
@@ -179,7 +179,6 @@ def fulfil(request: Request, prev_dir: Path, attack_share: float, *, defend: dic
     if "both" in request.towers:
         inputs_sha["both"] = {"input (text tower)": digest["text"], "input (image tower)": digest["image"]}
 
-    clean = pd.read_parquet(SPLITS / "clean_captions.parquet")
     heldout = clean[clean["split"] == "heldout"].head(evaluate["similarity_samples"])
     std_removed = [n for n in removed_all if n in known]
     before_std = tables["before"][tables["before"]["name"].isin(known)]
