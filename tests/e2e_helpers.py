@@ -24,7 +24,8 @@ TINY = {
     # (the pools are unit-tested in test_splits / test_targets; the demo splits 50/50)
     "splits": {"min_idia_photos": 4, "unseen_photos": 2, "candidate_names": 20, "heldout_captions": 50,
                "dev_share": 0.0},
-    "base_model": {"steps": 40, "batch_size": 64,
+    # one torch thread per stage: the suite runs on two xdist workers on two cores
+    "base_model": {"steps": 40, "batch_size": 64, "threads": 1,
                    "model_cfg": {"embed_dim": 64,
                                  "vision_cfg": {"image_size": 64, "layers": 2, "width": 64,
                                                 "patch_size": 16, "head_width": 32},
@@ -32,7 +33,7 @@ TINY = {
                                               "width": 64, "heads": 2, "layers": 2}}},
     # one K: every stage costs ~7 s of imports here, so each extra K costs ~25 s per full run
     # (nested removal sets over K: tests/test_targets.py)
-    "defend": {"text_ks": [2], "image_ks": [2],
+    "defend": {"text_ks": [2], "image_ks": [2], "threads": 1,
                "text": {"steps": 30, "milestones": [20], "clean_batch_size": 32,
                         "backdoor_batch_size": 32, "lr": 1.0e-3},
                # lr 1e-3: at the demo's 3e-5, 4 steps leave the tiny model's faces where they were
@@ -42,7 +43,7 @@ TINY = {
                                           "lr": 1.0e-3}}},
     "evaluate": {"similarity_samples": 50},
     "audit": {"reference_k": 2,
-              "adaptive": {"models": ["image-k2", "reference-k2"], "relearn": {"checkpoints": [2, 4], "batch_size": 16},
+              "adaptive": {"models": ["image-k2", "reference-k2"], "threads": 1, "relearn": {"checkpoints": [2, 4], "batch_size": 16},
                            "inversion": {"steps": 5}, "few_shot": {"shots": [1, 2], "every": 2, "max_steps": 4}}},
 }
 
@@ -79,7 +80,8 @@ def env() -> dict:
     e = dict(os.environ)
     e["PATH"] = str(Path(sys.executable).parent) + os.pathsep + e.get("PATH", "")
     e["PYTHONPATH"] = "."
-    e.update(HF_HUB_OFFLINE="1", NO_ALBUMENTATIONS_UPDATE="1", DVC_NO_ANALYTICS="1",
+    # idle OpenMP threads sleep instead of spinning: two workers share two cores
+    e.update(HF_HUB_OFFLINE="1", NO_ALBUMENTATIONS_UPDATE="1", DVC_NO_ANALYTICS="1", OMP_WAIT_POLICY="PASSIVE",
              GIT_AUTHOR_NAME="test", GIT_AUTHOR_EMAIL="test@localhost",
              GIT_COMMITTER_NAME="test", GIT_COMMITTER_EMAIL="test@localhost")
     return e

@@ -23,8 +23,7 @@ def stale_stages(repo) -> set[str]:
 
 def test_exp_run_reruns_only_downstream_stages(reproduced_repo):
     repo = reproduced_repo
-    run(["git", "add", "-A"], repo)
-    assert run(["git", "commit", "-q", "-m", "baseline"], repo).returncode == 0
+    commit_all(repo, "baseline")
     defend = yaml.safe_load((repo / "params.yaml").read_text())["defend"]
     ks, both_ks = defend["text_ks"], defend["image_ks"]
     try:
@@ -54,9 +53,10 @@ def commit_all(repo, message: str) -> None:
 
 
 def ensure_experiment(repo, name: str, *sets: str) -> None:
-    """An experiment another test of this file made (made here when a test runs alone)."""
+    """An experiment another test of this file made (made here when a test runs alone, or
+    first on its xdist worker: the commit comes first, `dvc exp list` needs a HEAD)."""
+    commit_all(repo, "baseline")
     if name not in dvc(["exp", "list", "--name-only"], repo).stdout.split():
-        commit_all(repo, "baseline")
         dvc(["exp", "run", "-n", name, *(x for s in sets for x in ("-S", s))], repo)
         run(["git", "checkout", "--", "."], repo)
         dvc(["checkout", "--force"], repo)

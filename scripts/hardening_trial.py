@@ -1,0 +1,153 @@
+"""The paper's text recipe against the hardened one (issue 17), probe family by probe family.
+
+    python scripts/hardening_trial.py --pool test --ks 4 16 --seeds 0 1 2 --recipes paper hardened
+    python scripts/hardening_trial.py --pool dev --ks 16 --seeds 0 1 --recipes hardened hardened-retain
+
+For each removal seed, K and recipe: trains the text defense in-process on the pipeline's base
+model (nothing is written into DVC's outputs), runs the audit's text probes (exact, the seven
+name-variant families, the held-out prompts) and the attack's collateral, and appends one row
+per run to --out (CSV). At the end it prints, summed over the seeds, how many removed people
+each probe family still identifies, per recipe and K.
+
+Needs `dvc repro audit_base utility_before` first (the base model, the splits, the base model's
+probe table and embeddings, the zero-shot baseline). The recipes are fixed here, before any
+measurement: they are not tuned on the test pool. `--pool dev` removes development-pool
+people, for choosing between recipes; `--pool test` is what the README reports.
+"""
+from __future__ import annotations
+
+import argparse
+import csv
+import dataclasses
+import json
+import time
+from pathlib import Path
+
+import pandas as pd
+import torch
+from safetensors.torch import load_file
+
+from pipeline.audit.run import EMBEDDINGS_FILE, PROBES_FILE, probe_table, split_tables, tower_embeddings
+from pipeline.audit.summary import probe_summary
+from pipeline.audit.variants import FAMILIES
+from pipeline.core.defense_params import text_config_from_dict
+from pipeline.core.params import load_params
+from pipeline.defenses.targets import choose_text_target, pool_members, removal_set
+from pipeline.defenses.text_defense import train_text_defense
+from pipeline.defenses.towers import build_defended_model
+from pipeline.evaluation.collateral import compare
+from pipeline.evaluation.defended import zeroshot_against_base
+from pipeline.models.checkpoint import load_model
+from pipeline.models.device import resolve_device, select_attention_kernel
+
+SPLITS, AUDIT_BASE = Path("data/splits"), Path("data/audit/base")
+
+# Which families the hardened recipe trains on; the rest are held out for the audit.
+TRAINED_VARIANTS = ["last_first", "first_only", "last_only", "typo"]
+HELD_OUT_VARIANTS = [f for f in FAMILIES if f not in TRAINED_VARIANTS]   # dropped_letter, initials_last, homoglyph
+HARDENED = {"variant_families": TRAINED_VARIANTS, "variant_share": 0.5, "variants_per_name": 4,
+            "context_families": ["photo", "event", "portrait", "news", "languages"], "context_share": 0.5,
+            "shared_name_parts": "skip"}
+RECIPES = {
+    "paper": {},
+    "hardened": HARDENED,
+    # point 3's alternative: keep the shared name parts, hold the kept sharers in place instead
+    "hardened-retain": {**HARDENED, "shared_name_parts": "keep", "retain_sharers": 512},
+}
+
+
+def attack_table(probes: pd.DataFrame, identities: pd.DataFrame, column: str, tau: int) -> pd.DataFrame:
+    """The attack's per-identity table (as idia_before writes it) from one probe column."""
+    t = identities[["name", "member", "count"]].merge(probes[["name", column]], on="name")
+    return t.rename(columns={column: "correct_templates"}).assign(identified=lambda d: d["correct_templates"] >= tau)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--ks", type=int, nargs="+", default=[4, 16])
+    ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    ap.add_argument("--recipes", nargs="+", default=["paper", "hardened"], choices=sorted(RECIPES))
+    ap.add_argument("--pool", choices=["dev", "test"], default="dev")
+    ap.add_argument("--out", type=Path, default=Path("docs/hardening_trials.csv"))
+    ap.add_argument("--device", default="auto")
+    args = ap.parse_args()
+
+    p, audit, tau = load_params("defend"), load_params("audit"), load_params("idia_before")["tau"]
+    device = resolve_device(args.device, "--device")
+    select_attention_kernel(device)
+    torch.set_num_threads(p["threads"])
+    tables = split_tables(SPLITS)
+    identities, candidates = tables["identities"], tables["candidates"]
+    members = identities.set_index("name")["member"].astype(str).str.lower().isin(["true", "1"])
+    before = pd.read_csv(Path("data/idia_before/identities.csv"))
+    base_probes = pd.read_csv(AUDIT_BASE / PROBES_FILE)
+    photo_emb = tower_embeddings(load_file(str(AUDIT_BASE / EMBEDDINGS_FILE)), "photos")
+    loaded = load_model(Path("data/base_model"), device)
+    captions = list(pd.read_parquet(SPLITS / "text_captions.parquet")["caption"])
+    names_all = list(candidates["name"])
+    target = choose_text_target(p["text"]["target"], p["text_target_fallbacks"], names_all)
+    allowed = pool_members(identities, args.pool)
+
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    new_file = not args.out.is_file()
+    rows = []
+    with args.out.open("a", newline="") as fh:
+        writer = None
+        for seed in args.seeds:
+            for k in args.ks:
+                removed = removal_set(before, k, seed, allowed, args.pool)
+                kept = [n for n in names_all if n not in set(removed)]
+                for recipe in args.recipes:
+                    cfg = text_config_from_dict({**p["text"], "target": target, **RECIPES[recipe]})
+                    t0 = time.perf_counter()
+                    run = train_text_defense(loaded.model, loaded.tokenizer, captions, removed, cfg, device,
+                                             kept_names=kept)
+                    defended = dataclasses.replace(loaded, model=build_defended_model(loaded.model,
+                                                                                      text_student=run.student).eval())
+                    probes = probe_table(defended, identities, tables["photos"], candidates,
+                                         batch_size=audit["batch_size"], device=device, seed=audit["seed"],
+                                         bf16=audit["bf16"], transforms=(), unseen=None, reuse=photo_emb)
+                    cols = list(probes.columns[1:])
+                    summary = probe_summary(base_probes[["name"] + cols], probes, members, removed, tau)["probes"]
+                    _, exact = compare(before, attack_table(probes, identities, "exact", tau), removed)
+                    _, held = compare(attack_table(base_probes, identities, "prompts_heldout", tau),
+                                      attack_table(probes, identities, "prompts_heldout", tau), removed)
+                    zs = zeroshot_against_base(defended, False, 256, device, Path("data/utility_before"))
+                    row = {"pool": args.pool, "removal_seed": seed, "k": k, "recipe": recipe,
+                           "seconds": round(time.perf_counter() - t0, 1),
+                           "tpr_removed": exact["tpr_removed"],
+                           "wrongfully_unlearned_pct": round(exact["wrongfully_unlearned_pct"], 2),
+                           "name_sharers_lost": exact["wrongfully_unlearned_name_sharers"],
+                           "name_sharers_before": exact["name_sharers_identified_before"],
+                           "fpr": exact["fpr"], "newly_identified_nonmembers": exact["newly_identified_nonmembers"],
+                           "heldout_prompts_wrongfully_unlearned_pct": round(held["wrongfully_unlearned_pct"], 2)}
+                    for bench, v in sorted(zs.items()):
+                        row[f"zeroshot_{bench}_change_points"] = round(100 * v["top1_change"], 2)
+                    for probe, s in summary.items():
+                        n = s["removed_probed"]
+                        row[f"{probe}_removed_identified"] = None if s["tpr_removed"] is None else round(s["tpr_removed"] * n)
+                        row[f"{probe}_removed_identified_base"] = None if s["tpr_removed_base"] is None else round(s["tpr_removed_base"] * n)
+                        row[f"{probe}_residual"] = s["residual"]
+                    print(json.dumps({key: row[key] for key in list(row)[:12]}), flush=True)
+                    if writer is None:
+                        writer = csv.DictWriter(fh, fieldnames=list(row))
+                        if new_file:
+                            writer.writeheader()
+                    writer.writerow(row)
+                    fh.flush()
+                    rows.append(row)
+
+    df = pd.DataFrame(rows)
+    probes = ["exact"] + [f"name_{f}" for f in FAMILIES] + ["prompts_heldout"]
+    sums = df.groupby(["k", "recipe"])[[f"{p}_removed_identified" for p in probes]].sum()
+    sums.columns = [c.replace("_removed_identified", "") for c in sums.columns]
+    print(f"\nremoved people still identified, summed over removal seeds {args.seeds} ({args.pool} pool); "
+          f"trained variant families: {', '.join(TRAINED_VARIANTS)}; held out: {', '.join(HELD_OUT_VARIANTS)}")
+    print(sums.T.to_string())
+    costs = df.groupby(["k", "recipe"])[["wrongfully_unlearned_pct", "heldout_prompts_wrongfully_unlearned_pct",
+                                         "name_sharers_lost", "name_sharers_before", "fpr"]].agg(["mean", "max"])
+    print(costs.to_string())
+
+
+if __name__ == "__main__":
+    main()
