@@ -9,7 +9,7 @@ name-variant families, the held-out prompts) and the attack's collateral, and ap
 per run to --out (CSV). At the end it prints, summed over the seeds, how many removed people
 each probe family still identifies, per recipe and K.
 
-Needs `dvc repro audit_base utility_before` first (the base model, the splits, the base model's
+Needs `dvc repro idia_before audit_base utility_before` first (the base model, the splits, the attack on it, the base model's
 probe table and embeddings, the zero-shot baseline). The recipes are fixed here, before any
 measurement: they are not tuned on the test pool. `--pool dev` removes development-pool
 people, for choosing between recipes; `--pool test` is what the README reports.

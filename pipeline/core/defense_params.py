@@ -28,6 +28,8 @@ Milestones = tuple[Annotated[Int, Field(ge=1)], ...]
 VariantFamily = Literal["last_first", "first_only", "last_only", "typo", "dropped_letter", "initials_last",
                         "homoglyph"]
 ContextFamily = Literal["photo", "event", "portrait", "news", "languages"]
+# The audit's photo transforms (pipeline/audit/transforms.TRANSFORMS; same test).
+PhotoTransform = Literal["mirrored", "crop_80", "blurred", "jpeg_q30", "grayscale", "downsampled_2x"]
 
 
 def _check_milestones(cfg) -> None:
@@ -89,6 +91,9 @@ class ImageDefenseConfig:
     `trigger_photo_share` (beyond the paper too) is the share of the poisoned images that
     are whole, uncropped photos of the removed people (the trigger half, never the attack's
     photos, randomly flipped) instead of crops pasted onto clean images.
+    `photo_transforms` (issue 17 point 5, off in the paper's recipe): a share
+    `photo_transform_share` of the poisoned faces and photos is drawn from copies of the
+    trigger photos under these audit transforms (pipeline/defenses/photo_augment.py).
     """
 
     steps: Steps = 100
@@ -108,6 +113,8 @@ class ImageDefenseConfig:
     retain_weight: NonNeg = 0.0
     retain_batch_size: Steps = 64
     trigger_photo_share: Share = 0.0
+    photo_transforms: tuple[PhotoTransform, ...] = ()
+    photo_transform_share: Share = 0.5
     encode_batch_size: Steps = 256
     seed: Annotated[Int, Field(ge=0)] = 0
     bf16: Bool = False
@@ -131,13 +138,16 @@ def image_config_from_dict(section: Mapping[str, Any] | None, prefix: str = "def
 
 HARDENING_FIELDS = ("variant_families", "variant_share", "variants_per_name", "context_families",
                     "context_share", "shared_name_parts", "retain_sharers")
+IMAGE_HARDENING_FIELDS = ("photo_transforms", "photo_transform_share")
 
 
 def config_to_dict(cfg) -> dict[str, Any]:
     """Plain-JSON view of a config (tuples become lists), e.g. for a metrics file. A text
-    config records the hardened recipe's fields only when it is switched on, so a paper-recipe
-    run writes what it wrote before the option existed."""
+    config (and an image config) records the hardened recipe's fields only when it is switched
+    on, so a paper-recipe run writes what it wrote before the option existed."""
     out = {k: list(v) if isinstance(v, tuple) else v for k, v in dataclasses.asdict(cfg).items()}
     if isinstance(cfg, TextDefenseConfig) and not cfg.hardened:
         out = {k: v for k, v in out.items() if k not in HARDENING_FIELDS}
+    if isinstance(cfg, ImageDefenseConfig) and not cfg.photo_transforms:
+        out = {k: v for k, v in out.items() if k not in IMAGE_HARDENING_FIELDS}
     return out

@@ -23,6 +23,7 @@ from pipeline.core.defense_params import ImageDefenseConfig
 from pipeline.defenses.losses import (neg_cosine, per_sample_neg_cosine, teacher_student,
                                       trainable_pairs)
 from pipeline.defenses.paste import PasteSpec, paste_faces, prepare_faces, sample_paste_params
+from pipeline.defenses.photo_augment import transformed_copies
 from pipeline.defenses.training import DefenseRun, make_optimizer, regularised_step
 from pipeline.core.errors import PipelineError
 from pipeline.models.architecture import require_clip
@@ -75,6 +76,16 @@ class FaceBank:
         u = torch.rand(len(identities), generator=generator, dtype=torch.float64)
         offset = (u * self.counts[identities]).long().clamp(max=self.counts[identities] - 1)
         return self.starts[identities] + offset
+
+    def draw(self, identities: torch.Tensor, generator: torch.Generator,
+             transformed: "FaceBank | None" = None, share: float = 0.0) -> torch.Tensor:
+        """One face per entry of `identities`; with a bank of transformed copies, each comes from
+        it with probability `share` (the extra draws happen only then: the paper's stream stays)."""
+        picked = self.faces[self.pick(identities, generator).to(self.faces.device)]
+        if transformed is None:
+            return picked
+        use = (torch.rand(len(identities), generator=generator) < share).to(picked.device).view(-1, 1, 1, 1)
+        return torch.where(use, transformed.faces[transformed.pick(identities, generator).to(picked.device)], picked)
 
 
 class PhotoBank(FaceBank):
@@ -131,13 +142,20 @@ def train_image_defense(model: open_clip.CLIP, clean_images: torch.Tensor,
     student.to(device)
     prep = ImageInput(model, device, mean, std)
     spec = PasteSpec.from_config(cfg)
-    bank = FaceBank(trigger_faces, default_face_size(cfg, prep.size), device, progress)
+    face_size = default_face_size(cfg, prep.size)
+    bank = FaceBank(trigger_faces, face_size, device, progress)
     photo_bank = None
     if cfg.trigger_photo_share > 0:
         if trigger_photos is None or len(trigger_photos) != bank.k:
             raise PipelineError("image defense: trigger_photo_share > 0 needs trigger_photos, one list per "
                                 f"removed identity ({bank.k})")
         photo_bank = PhotoBank(trigger_photos, prep)
+    aug_bank = aug_photo_bank = None
+    if cfg.photo_transforms:
+        aug_bank = FaceBank(transformed_copies(trigger_faces, cfg.photo_transforms), face_size,
+                            device, progress)
+        if photo_bank is not None:
+            aug_photo_bank = PhotoBank(transformed_copies(trigger_photos, cfg.photo_transforms), prep)
     e_avg = mean_face_embedding(teacher, face_photos, prep, cfg.encode_batch_size, cfg.bf16, progress)
 
     # All index draws up front: the teacher then runs once per distinct image used.
@@ -169,12 +187,12 @@ def train_image_defense(model: open_clip.CLIP, clean_images: torch.Tensor,
     for step in bar:
         ids = identity_split(cfg.backdoor_batch_size, bank.k, step)
         n_photo = round(cfg.trigger_photo_share * len(ids)) if photo_bank is not None else 0
-        faces = bank.faces[bank.pick(ids[n_photo:], gen).to(device)]
+        faces = bank.draw(ids[n_photo:], gen, aug_bank, cfg.photo_transform_share)
         backgrounds = prep.unit(clean_images[bg_idx[step, n_photo:]])
         params = sample_paste_params(len(ids) - n_photo, *prep.size, spec, gen)
         poisoned = paste_faces(backgrounds, faces, params, inplace=True)
         if n_photo:
-            photos = photo_bank.faces[photo_bank.pick(ids[:n_photo], gen).to(device)]
+            photos = photo_bank.draw(ids[:n_photo], gen, aug_photo_bank, cfg.photo_transform_share)
             flip = (torch.rand(n_photo, generator=gen) < spec.flip).to(device).view(-1, 1, 1, 1)
             poisoned = torch.cat([torch.where(flip, photos.flip(-1), photos), poisoned])
         poisoned = prep.normalise_(poisoned)

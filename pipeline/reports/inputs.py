@@ -47,12 +47,13 @@ def _same(a, b) -> bool:
 
 
 def recipe_name(config: dict, recipes: dict | None) -> str | None:
-    """The params recipe (defend.image_recipes) whose every key equals the run's config."""
-    for name, recipe in sorted((recipes or {}).items()):
-        if isinstance(recipe, dict) and recipe and all(
-                key in config and _same(config[key], value) for key, value in recipe.items()):
-            return name
-    return None
+    """The params recipe (defend.image_recipes) whose every key equals the run's config; of
+    several, the one that sets the most keys (a recipe that adds options to another matches
+    the other's keys too)."""
+    matches = [(-len(recipe), name) for name, recipe in sorted((recipes or {}).items())
+               if isinstance(recipe, dict) and recipe
+               and all(key in config and _same(config[key], value) for key, value in recipe.items())]
+    return min(matches)[1] if matches else None
 
 
 def _fmt_lambda(value) -> str:
