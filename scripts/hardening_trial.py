@@ -1,12 +1,14 @@
-"""The paper's text recipe against the hardened one (issue 17), probe family by probe family.
+"""The paper's recipes against the hardened ones (issue 17), probe family by probe family.
 
     python scripts/hardening_trial.py --pool test --ks 4 16 --seeds 0 1 2 --recipes paper hardened
     python scripts/hardening_trial.py --pool dev --ks 16 --seeds 0 1 --recipes hardened hardened-retain
+    python scripts/hardening_trial.py --tower image --pool test --ks 4 --seeds 0 1 --recipes demo hardened
 
-For each removal seed, K and recipe: trains the text defense in-process on the pipeline's base
-model (nothing is written into DVC's outputs), runs the audit's text probes (exact, the seven
-name-variant families, the held-out prompts) and the attack's collateral, and appends one row
-per run to --out (CSV). At the end it prints, summed over the seeds, how many removed people
+For each removal seed, K and recipe: trains the text (or image) defense in-process on the
+pipeline's base model (nothing is written into DVC's outputs), runs the audit's probes (exact,
+the seven name-variant families, the held-out prompts; for the image tower also the photo
+transforms and the unseen photos) and the attack's collateral, and appends one row per run to
+--out (CSV). Image recipes are those of `defend.image_recipes` in params.yaml. At the end it prints, summed over the seeds, how many removed people
 each probe family still identifies, per recipe and K.
 
 Needs `dvc repro idia_before audit_base utility_before` first (the base model, the splits, the attack on it, the base model's
@@ -30,10 +32,14 @@ from safetensors.torch import load_file
 from pipeline.audit.run import EMBEDDINGS_FILE, PROBES_FILE, probe_table, split_tables, tower_embeddings
 from pipeline.audit.summary import probe_summary
 from pipeline.audit.variants import FAMILIES
-from pipeline.core.defense_params import text_config_from_dict
+from pipeline.core.defense_params import image_config_from_dict, text_config_from_dict
 from pipeline.core.params import load_params
+from pipeline.core.paths import FACESCRUB_INDEX, SHARDS
 from pipeline.defenses.targets import choose_text_target, pool_members, removal_set
+from pipeline.defenses.image_defense import train_image_defense
+from pipeline.defenses.image_inputs import image_defense_inputs
 from pipeline.defenses.text_defense import train_text_defense
+from pipeline.models.image_encoding import model_image_size
 from pipeline.defenses.towers import build_defended_model
 from pipeline.evaluation.collateral import compare
 from pipeline.evaluation.defended import zeroshot_against_base
@@ -66,11 +72,15 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--ks", type=int, nargs="+", default=[4, 16])
     ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
-    ap.add_argument("--recipes", nargs="+", default=["paper", "hardened"], choices=sorted(RECIPES))
+    ap.add_argument("--tower", choices=["text", "image"], default="text")
+    ap.add_argument("--recipes", nargs="+", default=["paper", "hardened"],
+                    help=f"text: {', '.join(RECIPES)}; image: a key of defend.image_recipes")
     ap.add_argument("--pool", choices=["dev", "test"], default="dev")
-    ap.add_argument("--out", type=Path, default=Path("docs/hardening_trials.csv"))
+    ap.add_argument("--out", type=Path, help="CSV the rows are appended to (default: "
+                    "docs/hardening_trials.csv, docs/hardening_trials_image.csv for --tower image)")
     ap.add_argument("--device", default="auto")
     args = ap.parse_args()
+    args.out = args.out or Path("docs/hardening_trials.csv" if args.tower == "text" else "docs/hardening_trials_image.csv")
 
     p, audit, tau = load_params("defend"), load_params("audit"), load_params("idia_before")["tau"]
     device = resolve_device(args.device, "--device")
@@ -81,12 +91,19 @@ def main() -> None:
     members = identities.set_index("name")["member"].astype(str).str.lower().isin(["true", "1"])
     before = pd.read_csv(Path("data/idia_before/identities.csv"))
     base_probes = pd.read_csv(AUDIT_BASE / PROBES_FILE)
-    photo_emb = tower_embeddings(load_file(str(AUDIT_BASE / EMBEDDINGS_FILE)), "photos")
+    # the untouched tower's embeddings come from the base model's audit
+    reuse = tower_embeddings(load_file(str(AUDIT_BASE / EMBEDDINGS_FILE)), "photos" if args.tower == "text" else "texts")
+    if args.tower == "text" and set(args.recipes) - set(RECIPES):
+        ap.error(f"text recipes: {', '.join(RECIPES)}")
+    if args.tower == "image" and set(args.recipes) - set(p["image_recipes"]):
+        ap.error(f"image recipes (defend.image_recipes): {', '.join(p['image_recipes'])}")
     loaded = load_model(Path("data/base_model"), device)
     captions = list(pd.read_parquet(SPLITS / "text_captions.parquet")["caption"])
     names_all = list(candidates["name"])
     target = choose_text_target(p["text"]["target"], p["text_target_fallbacks"], names_all)
     allowed = pool_members(identities, args.pool)
+    clean = pd.read_parquet(SPLITS / "clean_captions.parquet")
+    train_rows = clean[clean["split"] == "train"]
 
     args.out.parent.mkdir(parents=True, exist_ok=True)
     new_file = not args.out.is_file()
@@ -98,22 +115,33 @@ def main() -> None:
                 removed = removal_set(before, k, seed, allowed, args.pool)
                 kept = [n for n in names_all if n not in set(removed)]
                 for recipe in args.recipes:
-                    cfg = text_config_from_dict({**p["text"], "target": target, **RECIPES[recipe]})
                     t0 = time.perf_counter()
-                    run = train_text_defense(loaded.model, loaded.tokenizer, captions, removed, cfg, device,
-                                             kept_names=kept)
-                    defended = dataclasses.replace(loaded, model=build_defended_model(loaded.model,
-                                                                                      text_student=run.student).eval())
+                    if args.tower == "text":
+                        cfg = text_config_from_dict({**p["text"], "target": target, **RECIPES[recipe]})
+                        run = train_text_defense(loaded.model, loaded.tokenizer, captions, removed, cfg, device,
+                                                 kept_names=kept)
+                        student = {"text_student": run.student}
+                        probe_kw = {"transforms": (), "unseen": None}
+                    else:
+                        cfg = image_config_from_dict(p["image_recipes"][recipe], prefix=f"defend.image_recipes.{recipe}")
+                        inputs = image_defense_inputs(cfg, removed, train_rows, model_image_size(loaded.model),
+                                                      shards=SHARDS, trigger_faces=SPLITS / "trigger_faces.csv",
+                                                      facescrub_index=FACESCRUB_INDEX,
+                                                      retain_pattern=p["retain_caption_pattern"])
+                        run = train_image_defense(loaded.model, cfg=cfg, device=device, **inputs)
+                        student = {"visual_student": run.student}
+                        probe_kw = {"unseen": tables["unseen"]}
+                    defended = dataclasses.replace(loaded, model=build_defended_model(loaded.model, **student).eval())
                     probes = probe_table(defended, identities, tables["photos"], candidates,
                                          batch_size=audit["batch_size"], device=device, seed=audit["seed"],
-                                         bf16=audit["bf16"], transforms=(), unseen=None, reuse=photo_emb)
+                                         bf16=audit["bf16"], reuse=reuse, **probe_kw)
                     cols = list(probes.columns[1:])
                     summary = probe_summary(base_probes[["name"] + cols], probes, members, removed, tau)["probes"]
                     _, exact = compare(before, attack_table(probes, identities, "exact", tau), removed)
                     _, held = compare(attack_table(base_probes, identities, "prompts_heldout", tau),
                                       attack_table(probes, identities, "prompts_heldout", tau), removed)
-                    zs = zeroshot_against_base(defended, False, 256, device, Path("data/utility_before"))
-                    row = {"pool": args.pool, "removal_seed": seed, "k": k, "recipe": recipe,
+                    zs = zeroshot_against_base(defended, args.tower == "image", 256, device, Path("data/utility_before"))
+                    row = {"tower": args.tower, "pool": args.pool, "removal_seed": seed, "k": k, "recipe": recipe,
                            "seconds": round(time.perf_counter() - t0, 1),
                            "tpr_removed": exact["tpr_removed"],
                            "wrongfully_unlearned_pct": round(exact["wrongfully_unlearned_pct"], 2),
@@ -130,7 +158,11 @@ def main() -> None:
                         row[f"{probe}_residual"] = s["residual"]
                     print(json.dumps({key: row[key] for key in list(row)[:12]}), flush=True)
                     if writer is None:
-                        writer = csv.DictWriter(fh, fieldnames=list(row))
+                        fields = list(row) if new_file else next(csv.reader(args.out.open()))
+                        if set(row) - set(fields):
+                            raise SystemExit(f"{args.out}: its columns are not this run's ({', '.join(sorted(set(row) - set(fields)))} "
+                                             "missing); write to another --out")
+                        writer = csv.DictWriter(fh, fieldnames=fields)
                         if new_file:
                             writer.writeheader()
                     writer.writerow(row)
@@ -138,11 +170,15 @@ def main() -> None:
                     rows.append(row)
 
     df = pd.DataFrame(rows)
-    probes = ["exact"] + [f"name_{f}" for f in FAMILIES] + ["prompts_heldout"]
+    probes = [c[:-len("_removed_identified")] for c in df.columns
+              if c.endswith("_removed_identified") and not c.endswith("_base_removed_identified")]
     sums = df.groupby(["k", "recipe"])[[f"{p}_removed_identified" for p in probes]].sum()
     sums.columns = [c.replace("_removed_identified", "") for c in sums.columns]
-    print(f"\nremoved people still identified, summed over removal seeds {args.seeds} ({args.pool} pool); "
-          f"trained variant families: {', '.join(TRAINED_VARIANTS)}; held out: {', '.join(HELD_OUT_VARIANTS)}")
+    trained = (f"trained variant families: {', '.join(TRAINED_VARIANTS)}; held out: {', '.join(HELD_OUT_VARIANTS)}"
+               if args.tower == "text" else "image recipes: " + "; ".join(
+                   f"{r}: {', '.join(p['image_recipes'][r].get('photo_transforms') or []) or 'no'} photo transforms"
+                   for r in args.recipes))
+    print(f"\nremoved people still identified, summed over removal seeds {args.seeds} ({args.pool} pool); {trained}")
     print(sums.T.to_string())
     costs = df.groupby(["k", "recipe"])[["wrongfully_unlearned_pct", "heldout_prompts_wrongfully_unlearned_pct",
                                          "name_sharers_lost", "name_sharers_before", "fpr"]].agg(["mean", "max"])
