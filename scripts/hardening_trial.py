@@ -79,8 +79,11 @@ def main() -> None:
     ap.add_argument("--out", type=Path, help="CSV the rows are appended to (default: "
                     "docs/hardening_trials.csv, docs/hardening_trials_image.csv for --tower image)")
     ap.add_argument("--device", default="auto")
+    ap.add_argument("--summary-only", action="store_true", help="train nothing: summarise the runs in --out")
     args = ap.parse_args()
     args.out = args.out or Path("docs/hardening_trials.csv" if args.tower == "text" else "docs/hardening_trials_image.csv")
+    if args.summary_only:
+        return summarise(args.out, args.pool, args.tower)
 
     p, audit, tau = load_params("defend"), load_params("audit"), load_params("idia_before")["tau"]
     device = resolve_device(args.device, "--device")
@@ -169,21 +172,58 @@ def main() -> None:
                     fh.flush()
                     rows.append(row)
 
-    df = pd.DataFrame(rows)
-    probes = [c[:-len("_removed_identified")] for c in df.columns
-              if c.endswith("_removed_identified") and not c.endswith("_base_removed_identified")]
-    sums = df.groupby(["k", "recipe"])[[f"{p}_removed_identified" for p in probes]].sum()
-    sums.columns = [c.replace("_removed_identified", "") for c in sums.columns]
-    trained = (f"trained variant families: {', '.join(TRAINED_VARIANTS)}; held out: {', '.join(HELD_OUT_VARIANTS)}"
-               if args.tower == "text" else "image recipes: " + "; ".join(
-                   f"{r}: {', '.join(p['image_recipes'][r].get('photo_transforms') or []) or 'no'} photo transforms"
-                   for r in args.recipes))
-    print(f"\nremoved people still identified, summed over removal seeds {args.seeds} ({args.pool} pool); {trained}")
-    print(sums.T.to_string())
-    costs = df.groupby(["k", "recipe"])[["wrongfully_unlearned_pct", "heldout_prompts_wrongfully_unlearned_pct",
-                                         "name_sharers_lost", "name_sharers_before", "fpr"]].agg(["mean", "max"])
-    print(costs.to_string())
+    summarise(args.out, args.pool, args.tower)
 
+
+def summarise(path: Path, pool: str, tower: str) -> None:
+    """Every run of `path` on `pool`: removed people still identified per probe family, summed
+    over the removal seeds (per K and recipe), the costs, and a figure of the sums."""
+    df = pd.read_csv(path)
+    df = df[df["pool"] == pool]
+    probes = [c[:-len("_removed_identified")] for c in df.columns if c.endswith("_removed_identified")]
+    groups = df.groupby(["k", "recipe"])
+    sums = groups[[f"{p}_removed_identified" for p in probes]].sum()
+    sums.columns = probes
+    # the base model on the same removal sets (the same for every recipe of a K): the reference
+    base = groups[[f"{p}_removed_identified_base" for p in probes]].sum().groupby(level="k").first()
+    base.columns = probes
+    base.index = pd.MultiIndex.from_tuples([(k, "(base model)") for k in base.index], names=["k", "recipe"])
+    sums = pd.concat([base, sums]).sort_index(level="k", sort_remaining=False)
+    seeds = groups["removal_seed"].apply(lambda s: ",".join(str(v) for v in sorted(s)))
+    print(f"\n{path}, {pool} pool: removed people still identified, summed over the removal seeds")
+    print(f"removal seeds per column: {seeds.to_dict()}")
+    if tower == "text":
+        print(f"trained variant families (hardened): {', '.join(TRAINED_VARIANTS)}; held out: {', '.join(HELD_OUT_VARIANTS)}")
+    print(sums.T.to_string())
+    costs = groups[["wrongfully_unlearned_pct", "heldout_prompts_wrongfully_unlearned_pct", "name_sharers_lost",
+                    "name_sharers_before", "fpr"] + [c for c in df.columns if c.startswith("zeroshot_")]].agg(["mean", "max"])
+    print(costs.round(3).to_string())
+    figure = Path("docs/figures") / f"hardening_{tower}_{pool}.png"
+    plot_sums(sums, figure, f"{tower} defense, {pool} pool: removed people still identified (summed over removal seeds)")
+    print(f"figure: {figure}")
+
+
+def plot_sums(sums: pd.DataFrame, path: Path, title: str) -> None:
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    ks = sorted({k for k, _ in sums.index})
+    fig, axes = plt.subplots(len(ks), 1, figsize=(11, 3.2 * len(ks)), squeeze=False)
+    for ax, k in zip(axes[:, 0], ks):
+        part = sums.loc[k]
+        width = 0.8 / len(part.index)
+        for i, recipe in enumerate(part.index):
+            ax.bar([x + i * width for x in range(len(part.columns))], part.loc[recipe], width, label=recipe)
+        ax.set_xticks([x + 0.4 - width / 2 for x in range(len(part.columns))])
+        ax.set_xticklabels(part.columns, rotation=30, ha="right", fontsize=8)
+        ax.set_ylabel(f"K = {k}")
+        ax.legend(fontsize=8)
+    axes[0, 0].set_title(title, fontsize=10)
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
 
 if __name__ == "__main__":
     main()
