@@ -60,7 +60,8 @@ def main() -> int:
     write_request(folder, together, names, args.towers)
     results = {}
     for label, ids in (("sequence", seq), ("together", [together])):
-        cmd = [sys.executable, "-m", "dvc", "exp", "run", "-n", f"requests-{label}", "-S", chain_arg(ids)]
+        # only the requests (and what they need): a stale stage elsewhere must not rerun the whole demo
+        cmd = [sys.executable, "-m", "dvc", "exp", "run", "-n", f"requests-{label}", "-S", chain_arg(ids), "request"]
         print("$", " ".join(cmd), flush=True)
         subprocess.run(cmd, check=True)
         results[label] = {t: [summarize(rid, t) for rid in ids] for t in args.towers}
