@@ -16,13 +16,13 @@ from tests.e2e_helpers import dvc, run
 pytestmark = pytest.mark.slow
 
 
-def stale_stages(repo) -> set[str]:
-    out = dvc(["status", "--json"], repo).stdout
+def stale_stages(repo, *targets: str) -> set[str]:
+    out = dvc(["status", "--json", *targets], repo).stdout
     return set(json.loads(out or "{}"))
 
 
-def test_exp_run_reruns_only_downstream_stages(reproduced_repo):
-    repo = reproduced_repo
+def test_exp_run_reruns_only_downstream_stages(reproduced_copy):
+    repo = reproduced_copy
     commit_all(repo, "baseline")
     defend = yaml.safe_load((repo / "params.yaml").read_text())["defend"]
     ks, both_ks = defend["text_ks"], defend["image_ks"]
@@ -52,25 +52,27 @@ def commit_all(repo, message: str) -> None:
         assert run(["git", "commit", "-q", "-m", message], repo).returncode == 0
 
 
-def ensure_experiment(repo, name: str, *sets: str) -> None:
-    """An experiment another test of this file made (made here when a test runs alone, or
-    first on its xdist worker: the commit comes first, `dvc exp list` needs a HEAD)."""
-    commit_all(repo, "baseline")
-    if name not in dvc(["exp", "list", "--name-only"], repo).stdout.split():
-        dvc(["exp", "run", "-n", name, *(x for s in sets for x in ("-S", s))], repo)
-        run(["git", "checkout", "--", "."], repo)
-        dvc(["checkout", "--force"], repo)
+def one_stage_experiment(repo, name: str, setting: str) -> str:
+    """An experiment with other params that reruns one short stage (the first text defense),
+    not the pipeline after it; returns that stage."""
+    k = yaml.safe_load((repo / "params.yaml").read_text())["defend"]["text_ks"][0]
+    stage = f"defend_text@{k}"
+    commit_all(repo, "baseline")   # `dvc exp` needs a HEAD
+    dvc(["exp", "run", "-n", name, "-S", setting, stage], repo)
+    run(["git", "checkout", "--", "."], repo)
+    dvc(["checkout", "--force"], repo)
+    return stage
 
 
-def test_another_world_seed_runs_and_removal_seeds_aggregate(reproduced_repo):
+def test_another_world_seed_runs_and_removal_seeds_aggregate(reproduced_copy):
     """Issue 13 points 3 and 6: the tiny pipeline runs on a second world seed (other people,
     another base model) with no hand edit, up to every evaluation, and the seed aggregation
     reads both worlds from the experiments DVC cached (leaving out the beta experiment, whose
     params differ; mean and spread over several removal seeds: tests/test_seeds.py)."""
-    repo = reproduced_repo
+    repo = reproduced_copy
     commit_all(repo, "baseline")
     try:
-        ensure_experiment(repo, "beta07", "defend.text.beta=0.7")
+        one_stage_experiment(repo, "beta07", "defend.text.beta=0.7")
         # every evaluation, not the report: the aggregation reads only the metrics
         dvc(["exp", "run", "-n", "world7", "-S", "world.seed=7", "evaluate_text", "evaluate_towers"], repo)
         assert json.loads((repo / "metrics/idia_before.json").read_text())["members"] >= 5
@@ -96,17 +98,17 @@ def test_another_world_seed_runs_and_removal_seeds_aggregate(reproduced_repo):
         round(base["wrongfully_unlearned_pct"], 6)
     world7 = by_name["world7"]["metrics/evaluate/both-k2.json"]["data"]
     assert worlds["world.seed=7"]["runs"]["both-k2"]["tpr_removed"]["mean"] == world7["tpr_removed"]
-    assert world7 != by_name["beta07"]["metrics/evaluate/both-k2.json"]["data"]   # other people, other numbers
+    assert world7 != json.loads((repo / "metrics/evaluate/both-k2.json").read_text())  # other people, other numbers
     names = {e["name"] for e in summary["experiments"]}
     assert names == {"workspace", "world7"}      # beta07 ran other params: not a seed of this table
 
 
-def test_an_experiment_travels_to_another_clone_through_git_and_dvc_remotes(reproduced_repo, tmp_path):
+def test_an_experiment_travels_to_another_clone_through_git_and_dvc_remotes(reproduced_copy, tmp_path):
     """Issue 16: two machines share one git remote and one DVC remote; an experiment run on one
     is pushed (`dvc exp push`) and pulled on the other (`dvc exp pull`), with its metrics and
-    its cached outputs, and the seed aggregation there counts it."""
-    repo = reproduced_repo
-    ensure_experiment(repo, "beta07", "defend.text.beta=0.7")
+    its cached outputs."""
+    repo = reproduced_copy
+    stage = one_stage_experiment(repo, "beta07", "defend.text.beta=0.7")
     git_remote, dvc_remote, other = tmp_path / "origin.git", tmp_path / "dvc-remote", tmp_path / "machine-b"
     assert run(["git", "init", "-q", "--bare", str(git_remote)], tmp_path).returncode == 0
     run(["git", "remote", "remove", "origin"], repo)
@@ -128,9 +130,9 @@ def test_an_experiment_travels_to_another_clone_through_git_and_dvc_remotes(repr
     assert pulled["beta07"]["metrics"] == local["beta07"]["metrics"]
     dvc(["exp", "apply", "beta07"], other)
     dvc(["checkout"], other)
-    lock = yaml.safe_load((other / "dvc.lock").read_text())["stages"]["defend_text@2"]
+    lock = yaml.safe_load((other / "dvc.lock").read_text())["stages"][stage]
     assert (other / lock["outs"][0]["path"] / "model.safetensors").is_file()
-    assert stale_stages(other) == set()                  # every output came from the remote
+    assert stale_stages(other, stage) == set()           # it and every stage before it came from the remote
 
 
 def queue_states(repo) -> dict[str, str]:
@@ -143,7 +145,7 @@ def queue_states(repo) -> dict[str, str]:
     return states
 
 
-def test_two_queue_workers_each_on_its_own_device_match_one_by_one_runs(reproduced_repo):
+def test_two_queue_workers_each_on_its_own_device_match_one_by_one_runs(reproduced_copy):
     """Issue 16 point 2: the queue with two workers (`python -m pipeline.experiments.fleet
     workers --devices 0,1`: worker i sees only device i; on this CPU machine "0" and "1" name
     GPUs that do not exist, so torch runs on the CPU) runs four experiments with 1 torch
@@ -151,7 +153,7 @@ def test_two_queue_workers_each_on_its_own_device_match_one_by_one_runs(reproduc
     experiment run alone afterwards (the run cache emptied in between, so it really trains again)."""
     from pipeline.experiments.fleet import worker_devices
 
-    repo = reproduced_repo
+    repo = reproduced_copy
     commit_all(repo, "baseline")
     k = yaml.safe_load((repo / "params.yaml").read_text())["defend"]["text_ks"][0]
     target = f"defend_text@{k}"              # one short training each: the comparison is what counts
@@ -202,8 +204,8 @@ def roundtrip(repo, url: str, **options: str):
     assert (repo / "data/base_model/model.safetensors").is_file()
 
 
-def test_push_and_pull_through_a_local_remote(reproduced_repo, tmp_path):
-    roundtrip(reproduced_repo, str(tmp_path / "remote"))
+def test_push_and_pull_through_a_local_remote(reproduced_copy, tmp_path):
+    roundtrip(reproduced_copy, str(tmp_path / "remote"))
 
 
 def free_port() -> int:
@@ -234,7 +236,7 @@ def s3_server():
     proc.wait(timeout=10)
 
 
-def test_push_and_pull_through_an_s3_server(reproduced_repo, s3_server, monkeypatch):
+def test_push_and_pull_through_an_s3_server(reproduced_copy, s3_server, monkeypatch):
     import boto3
 
     creds = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing",
@@ -242,4 +244,4 @@ def test_push_and_pull_through_an_s3_server(reproduced_repo, s3_server, monkeypa
     for k, v in creds.items():
         monkeypatch.setenv(k, v)
     boto3.client("s3", endpoint_url=s3_server, region_name="us-east-1").create_bucket(Bucket="cache")
-    roundtrip(reproduced_repo, "s3://cache/dvc", endpointurl=s3_server)
+    roundtrip(reproduced_copy, "s3://cache/dvc", endpointurl=s3_server)

@@ -182,3 +182,55 @@ def test_the_chain_in_params_is_checked_before_any_work(tmp_path, chain, message
     (tmp_path / "params.yaml").write_text(yaml.safe_dump({"requests": {"chain": chain, "attack_share": 0.5}}))
     with pytest.raises(PipelineError, match=message):
         load_params("requests", tmp_path / "params.yaml")
+
+
+def test_the_audit_reads_one_person_by_the_audits_family_rules():
+    import pandas as pd
+
+    from pipeline.audit.run import NOT_APPLICABLE
+    from pipeline.requests.audit import audit_counts, audit_people
+
+    cols = ["name", "exact", "name_last_only", "name_typo", "prompts_heldout", "photo_blurred"]
+    base = pd.DataFrame([["Ann Lee", 9, 6, 0, 5, 7], ["Bob Stone", 8, 4, NOT_APPLICABLE, 0, 3],
+                         ["Cy Twombly", 0, 0, 0, 0, 0]], columns=cols)
+    model = pd.DataFrame([["Ann Lee", 0, 3, 4, 0, 0], ["Bob Stone", 0, 0, 5, 0, 0],
+                          ["Cy Twombly", 0, 2, 0, 0, 0]], columns=cols)
+    people = audit_people(base, model, ["Ann Lee", "Bob Stone", "Cy Twombly", "Nobody"], tau=2)
+    # Ann: the last name alone still finds her (6 -> 3 >= tau); the typo found her only after,
+    # which is no residual (the base model did not identify her on it)
+    assert people["Ann Lee"] == {"families": {"name variants": "not removed", "unseen prompts": "removed",
+                                              "unseen photos": "removed"},
+                                 "still_found_by": ["name_last_only"]}
+    # Bob: the typo is not applicable to him; the base model missed him on the held-out prompts
+    assert people["Bob Stone"]["families"] == {"name variants": "removed", "unseen prompts": "cannot tell",
+                                               "unseen photos": "removed"}
+    # the exact attack is not a probe family: Cy was never identified, so every family cannot tell
+    assert set(people["Cy Twombly"]["families"].values()) == {"cannot tell"}
+    assert "Nobody" not in people
+    counts = audit_counts(people, ["Ann Lee", "Bob Stone"])
+    assert counts == {"people": 2, "still_found": 1,
+                      "families": {"name variants": {"not removed": 1, "removed": 1},
+                                   "unseen prompts": {"removed": 1, "cannot tell": 1},
+                                   "unseen photos": {"removed": 2}}}
+
+
+def test_the_proof_lists_the_probes_that_still_find_a_person():
+    import pandas as pd
+
+    from pipeline.requests.proof import build_proof, people_rows, render_markdown
+
+    table = pd.DataFrame({"name": ["Ann Lee"], "correct_templates": [9]})
+    (row,) = people_rows(["Ann Lee"], table, table.assign(correct_templates=0), tau=1)
+    row["audit"] = {"families": {"name variants": "not removed", "unseen prompts": "removed",
+                                 "unseen photos": "cannot tell"}, "still_found_by": ["name_last_only"]}
+    audit = {"people": 1, "still_found": 1, "families": {"name variants": {"not removed": 1}}}
+    metrics = {"wrongfully_unlearned": 0, "wrongfully_unlearned_pct": 0.0, "fpr": 0.0, "fpr_before": 0.0,
+               "newly_identified_nonmembers": 0, "zeroshot": {}, "audit": audit}
+    proof = build_proof("r1", "text", [row], metrics, checkpoints={"output": "b" * 64}, params={},
+                        code_version="abc", date="2026-12-05")
+    assert proof["costs"]["audit"] == audit and proof["people"][0]["audit"] == row["audit"]
+    page = render_markdown({"request": "r1", "after": "base", "names": ["Ann Lee"], "towers": {"text": proof}})
+    assert ("| Ann Lee | this one | 9/21 | 0/21 | removed |" in page
+            and "name variants: not removed; unseen prompts: removed; unseen photos: cannot tell "
+                "(still found by: name_last_only) |" in page)
+    assert "Adversarial audit: per probe family" in page

@@ -1,13 +1,13 @@
 """Removal requests end to end (issue 15): the tiny world's request through `dvc repro`, its
 proof against its metrics, and a second request in the chain."""
 import json
-import shutil
 
 import pandas as pd
 import pytest
 import torch
 import yaml
 
+from pipeline.requests.audit import audit_counts, audit_people
 from tests.e2e_helpers import dvc
 
 pytestmark = pytest.mark.slow
@@ -42,8 +42,18 @@ def test_the_demo_request_proof_states_what_the_metrics_say(reproduced_repo):
         verdicts = [r["verdict"] for r in body["people"]]
         assert metrics[tower]["verdicts"] == {v: verdicts.count(v) for v in metrics[tower]["verdicts"]}
         assert len(body["checkpoints"]["output"]) == 64
+        # the adversarial audit per person: its probe tables, read by the audit's rules, are the
+        # proof's rows; the exact probe reuses embeddings of other models (the text model's
+        # photos are the base model's, the both model's texts the text model's) and must still
+        # agree with the attack run on the model itself
+        probes = pd.read_csv(repo / f"data/requests/demo-001/audit/{tower}.csv")
+        people = audit_people(pd.read_csv(repo / "data/requests/demo-001/audit/base.csv"), probes,
+                              [r["name"] for r in body["people"]], tau=1)
+        assert {r["name"]: r["audit"] for r in body["people"]} == people
+        assert body["costs"]["audit"] == metrics[tower]["audit"] == audit_counts(people, request["names"])
+        assert dict(zip(probes["name"], probes["exact"])) == after["correct_templates"].reindex(probes["name"]).to_dict()
     page = (repo / "reports/requests/demo-001.md").read_text()
-    assert "## The both model" in page and f"Added to the attack's candidates (they were not among them): {stranger}" in page
+    assert "## The both model" in page and "(still found by:" in page and f"Added to the attack's candidates (they were not among them): {stranger}" in page
 
 
 def test_a_request_model_loads_with_stock_open_clip(reproduced_repo):
@@ -58,9 +68,8 @@ def test_a_request_model_loads_with_stock_open_clip(reproduced_repo):
     assert all(torch.equal(v, state[k]) for k, v in model.state_dict().items() if k in state)
 
 
-def test_a_second_request_trains_only_itself_and_rechecks_the_first(reproduced_repo, tmp_path):
-    repo = tmp_path / "repo"
-    shutil.copytree(reproduced_repo, repo, symlinks=True)
+def test_a_second_request_trains_only_itself_and_rechecks_the_first(reproduced_copy):
+    repo = reproduced_copy
     before = pd.read_csv(repo / "data/requests/demo-001/attack/before.csv")
     first = yaml.safe_load((repo / "data/world/requests/demo-001/request.yaml").read_text())["names"]
     member = before[before["identified"] & ~before["name"].isin(first)]["name"].iloc[0]

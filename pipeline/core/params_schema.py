@@ -314,6 +314,7 @@ class RequestEntry:
 class Requests:
     chain: list[RequestEntry]   # in the order the requests arrived; each starts from the one before
     attack_share: Annotated[Float, Field(gt=0.0, lt=1.0)]   # of a request's own photos: the attack's share
+    audit: Bool = True          # the adversarial audit's probes on every request model, per person in the proof
 
     def __post_init__(self):
         previous, seen = "base", set()

@@ -48,6 +48,7 @@ class Fulfilled:
     unreadable: dict
     params: dict
     outputs_sha256: dict = field(default_factory=dict)
+    probes: dict = field(default_factory=dict)   # base / <tower> -> the audit's probe table (empty: no audit)
 
     def write(self, tmp: Path, final: Path) -> None:
         from pipeline.models.checkpoint import WEIGHTS_FILE, save_checkpoint
@@ -65,6 +66,10 @@ class Fulfilled:
         (tmp / "attack").mkdir()
         for name, table in self.tables.items():
             table.to_csv(tmp / "attack" / f"{name}.csv", index=False)
+        if self.probes:
+            (tmp / "audit").mkdir()
+            for name, table in self.probes.items():
+                table.to_csv(tmp / "audit" / f"{name}.csv", index=False)
 
     def proof(self, *, params: dict, code_version: str, date: str) -> Proof:
         towers = {}
@@ -95,7 +100,8 @@ def _start(prev_dir: Path, tower: str, after: str) -> Path:
 
 
 def fulfil(request: Request, prev_dir: Path, attack_share: float, *, defend: dict, evaluate: dict,
-           tau: int) -> Fulfilled:
+           tau: int, audit_seed: int | None = None) -> Fulfilled:
+    """audit_seed: run the adversarial audit's probes on the request's models (None: do not)."""
     import torch
 
     from pipeline.attack.run import run_idia
@@ -183,10 +189,20 @@ def fulfil(request: Request, prev_dir: Path, attack_share: float, *, defend: dic
     std_removed = [n for n in removed_all if n in known]
     before_std = tables["before"][tables["before"]["name"].isin(known)]
     earlier_of = dict(zip(earlier["name"], earlier["request"]))
+    loaded_of = {tower: LoadedModel(model=models[tower].eval(), preprocess=base.preprocess,
+                                    tokenizer=base.tokenizer, arch=base.arch, model_cfg=base.model_cfg)
+                 for tower in request.towers}
+    probes = {}
+    if audit_seed is not None:
+        from pipeline.audit.run import split_tables
+        from pipeline.requests.audit import probe_request_models
+
+        probes = probe_request_models(base, loaded_of, identities=identities, photos=photos, candidates=cands,
+                                      unseen=split_tables(SPLITS)["unseen"], batch_size=batch, device=device,
+                                      seed=audit_seed, bf16=bf16)
     metrics, rows = {}, {}
     for tower in request.towers:
-        loaded = LoadedModel(model=models[tower].eval(), preprocess=base.preprocess, tokenizer=base.tokenizer,
-                             arch=base.arch, model_cfg=base.model_cfg)
+        loaded = loaded_of[tower]
         tables[tower] = after = attack(loaded)
         _, costs = compare(before_std, after[after["name"].isin(known)], std_removed)
         costs.update(utility_costs(base, loaded, tower, removed_all, target, heldout, photos, batch=batch,
@@ -194,6 +210,13 @@ def fulfil(request: Request, prev_dir: Path, attack_share: float, *, defend: dic
                                    workers=workers, utility_before=UTILITY_BEFORE, shards=SHARDS,
                                    facescrub_index=FACESCRUB_INDEX))
         rows[tower] = people_rows(list(request.names), tables["before"], after, tau, earlier_of)
+        if probes:
+            from pipeline.requests.audit import audit_counts, audit_people
+
+            audited = audit_people(probes["base"], probes[tower], [r["name"] for r in rows[tower]], tau)
+            for row in rows[tower]:
+                row["audit"] = audited.get(row["name"])
+            costs["audit"] = audit_counts(audited, list(request.names))
         verdicts = [r["verdict"] for r in rows[tower]]
         costs["verdicts"] = {v: verdicts.count(v) for v in ("removed", "not removed", "not identified before",
                                                             "no photos")}
@@ -203,5 +226,7 @@ def fulfil(request: Request, prev_dir: Path, attack_share: float, *, defend: dic
               "defend.image_recipe": defend["image_recipe"] if "image" in trains else None,
               "defend.image_recipes": (defend["image_recipes"][defend["image_recipe"]] if "image" in trains else None),
               "idia_before.tau": tau, "evaluate": evaluate}
+    if probes:
+        params["audit.seed"] = audit_seed
     return Fulfilled(request, models, base, removed, attack_photos, tables, metrics, rows, configs, inputs_sha,
-                     added, {n: v for n, v in people.unreadable.items() if v}, params)
+                     added, {n: v for n, v in people.unreadable.items() if v}, params, probes=probes)

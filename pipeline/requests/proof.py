@@ -54,6 +54,8 @@ def build_proof(request_id: str, tower: str, people: list[dict], metrics: dict, 
                 unreadable_photos: dict[str, list[str]] | None = None) -> dict:
     """The proof as JSON: every number is copied from `metrics` (the evaluate stage's dict)."""
     costs = {k: metrics.get(k) for k in COSTS}
+    if "audit" in metrics:
+        costs["audit"] = metrics["audit"]
     costs["zeroshot_top1_change_pts"] = {bench: round(100 * v["top1_change"], 3)
                                          for bench, v in (metrics.get("zeroshot") or {}).items()}
     for key in ("text_similarity", "image_similarity"):
@@ -64,15 +66,33 @@ def build_proof(request_id: str, tower: str, people: list[dict], metrics: dict, 
             "checkpoints": checkpoints, "params": params, "code_version": code_version, "date": date}
 
 
+AUDIT_RULE = ("per probe family (name variants, unseen prompts, unseen photos) the audit's verdict "
+              "(docs/method.md §7) on this one person: removed when no probe on which the base model "
+              "identified them still does; not removed when one does; cannot tell when the base model "
+              "identified them on no probe of the family. Listed: the probes that still find them.")
+
+
+def _audit_cell(audit: dict | None) -> str:
+    if not audit:
+        return "-"
+    families = "; ".join(f"{family}: {verdict}" for family, verdict in audit["families"].items())
+    still = ", ".join(audit["still_found_by"]) or "none"
+    return f"{families} (still found by: {still})"
+
+
 def _tower_section(proof: dict) -> list[str]:
+    audited = any("audit" in p for p in proof["people"])
     lines = [f"## The {proof['tower']} model", "",
-             "| person | from request | correct templates before | after | verdict | rule |",
-             "|---|---|---|---|---|---|"]
+             "| person | from request | correct templates before | after | verdict | rule |"
+             + (" adversarial audit |" if audited else ""),
+             "|---|---|---|---|---|---|" + ("---|" if audited else "")]
     for p in proof["people"]:
         counts = ("-", "-") if p["correct_before"] is None else (f"{p['correct_before']}/{p['templates']}",
                                                                 f"{p['correct_after']}/{p['templates']}")
         lines.append(f"| {p['name']} | {p['request'] or 'this one'} | {counts[0]} | {counts[1]} | "
-                     f"{p['verdict']} | {p['rule']} |")
+                     f"{p['verdict']} | {p['rule']} |" + (f" {_audit_cell(p.get('audit'))} |" if audited else ""))
+    if audited:
+        lines += ["", f"Adversarial audit: {AUDIT_RULE}"]
     c = proof["costs"]
     lines += ["", "What it cost:", "",
               f"- members wrongfully unlearned: {c['wrongfully_unlearned']} ({c['wrongfully_unlearned_pct']:.1f} %)",

@@ -48,7 +48,8 @@ def main() -> None:
                             f"({list(chain[0].towers)}); the requests of one chain defend one deployed model")
     result = fulfil(request, REQUESTS / request.after, p["attack_share"],
                     defend=load_params("defend"), evaluate=load_params("evaluate"),
-                    tau=load_params("idia_before")["tau"])
+                    tau=load_params("idia_before")["tau"],
+                    audit_seed=load_params("audit")["seed"] if p["audit"] else None)
     out = REQUESTS / request.id
     with atomic_dir(out) as tmp:
         result.write(tmp, out)
