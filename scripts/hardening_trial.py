@@ -31,10 +31,10 @@ from safetensors.torch import load_file
 
 from pipeline.audit.run import EMBEDDINGS_FILE, PROBES_FILE, probe_table, split_tables, tower_embeddings
 from pipeline.audit.summary import probe_summary
-from pipeline.audit.variants import FAMILIES
 from pipeline.core.defense_params import image_config_from_dict, text_config_from_dict
 from pipeline.core.params import load_params
 from pipeline.core.paths import FACESCRUB_INDEX, SHARDS
+from pipeline.defenses.text_recipes import HELD_OUT_VARIANTS, RECIPES, TRAINED_VARIANTS
 from pipeline.defenses.targets import choose_text_target, pool_members, removal_set
 from pipeline.defenses.image_defense import train_image_defense
 from pipeline.defenses.image_inputs import image_defense_inputs
@@ -47,20 +47,6 @@ from pipeline.models.checkpoint import load_model
 from pipeline.models.device import resolve_device, select_attention_kernel
 
 SPLITS, AUDIT_BASE = Path("data/splits"), Path("data/audit/base")
-
-# Which families the hardened recipe trains on; the rest are held out for the audit.
-TRAINED_VARIANTS = ["last_first", "first_only", "last_only", "typo"]
-HELD_OUT_VARIANTS = [f for f in FAMILIES if f not in TRAINED_VARIANTS]   # dropped_letter, initials_last, homoglyph
-HARDENED = {"variant_families": TRAINED_VARIANTS, "variant_share": 0.5, "variants_per_name": 4,
-            "context_families": ["photo", "event", "portrait", "news", "languages"], "context_share": 0.5,
-            "shared_name_parts": "skip"}
-RECIPES = {
-    "paper": {},
-    "hardened": HARDENED,
-    # point 3's alternative: keep the shared name parts, hold the kept sharers in place instead
-    "hardened-retain": {**HARDENED, "shared_name_parts": "keep", "retain_sharers": 512},
-}
-
 
 def attack_table(probes: pd.DataFrame, identities: pd.DataFrame, column: str, tau: int) -> pd.DataFrame:
     """The attack's per-identity table (as idia_before writes it) from one probe column."""

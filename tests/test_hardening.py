@@ -2,6 +2,8 @@
 shared name parts left out or held in place, and the paper's recipe untouched when it is off."""
 from __future__ import annotations
 
+import dataclasses
+
 import pytest
 import torch
 
@@ -149,3 +151,16 @@ def test_retain_sharers_act_only_when_someone_shares_a_name_part(model, tokenize
     sharers = train_text_defense(model, tokenizer, CAPTIONS, REMOVED, cfg, progress=False, kept_names=KEPT)
     assert nobody.log == paper.log and nobody.extras["name_sharers"] == 0
     assert sharers.log != paper.log and sharers.extras["name_sharers"] == 2
+
+
+def test_named_recipes_are_valid_and_hold_out_families():
+    from pipeline.core.params import load_params
+    from pipeline.defenses.text_recipes import HELD_OUT_VARIANTS, RECIPES, TRAINED_VARIANTS
+    base = load_params("defend")["text"]
+    configs = {name: text_config_from_dict({**base, **over}) for name, over in RECIPES.items()}
+    assert configs["paper"] == text_config_from_dict(base)          # the paper's recipe is params.yaml's
+    assert set(TRAINED_VARIANTS).isdisjoint(HELD_OUT_VARIANTS) and HELD_OUT_VARIANTS
+    assert set(configs["hardened"].variant_families) == set(TRAINED_VARIANTS)
+    # the change aimed at relearning differs from the hardened recipe in the regulariser alone
+    assert configs["hardened-noreg"].weight_reg == 0 < configs["hardened"].weight_reg
+    assert dataclasses.replace(configs["hardened-noreg"], weight_reg=configs["hardened"].weight_reg) == configs["hardened"]
