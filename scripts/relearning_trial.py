@@ -10,6 +10,8 @@ outputs), records what it costs (the exact attack's collateral and FPR, zero-sho
 attacks it, and R, the way the `adaptive` stage does:
 - relearning on clean pairs (`audit.adaptive.relearn`: 200 steps of the CLIP loss on the splits'
   clean pool, which names nobody the attack evaluates), the exact attack at 0, 50, 100, 200;
+- a learned trigger (`audit.adaptive.inversion`): one token embedding per removed person fitted
+  to their trigger-half photos, then the attack with it (no weights changed);
 - few-shot relearning (`--shots`, default 4): n captioned photos of one removed person in every
   batch, the attack every 5 steps up to 50: how many steps until it finds the person again.
 A removal that comes back faster than R learns the person fresh was hidden, not removed.
@@ -30,7 +32,8 @@ import pandas as pd
 import torch
 
 from pipeline.attack.run import run_idia
-from pipeline.audit.adaptive import attack_on_removed, few_shot_rows
+from pipeline.audit.adaptive import attack_on_removed, few_shot_rows, inversion_rows
+from pipeline.audit.inversion import InversionConfig
 from pipeline.audit.relearn import RelearnConfig, relearn
 from pipeline.core.defense_params import text_config_from_dict
 from pipeline.core.params import load_params
@@ -111,7 +114,8 @@ def main() -> None:
     r = a["relearn"]
     relearn_cfg = RelearnConfig(checkpoints=tuple(r["checkpoints"]), batch_size=r["batch_size"], lr=r["lr"],
                                 seed=r["seed"])
-    fs = a["few_shot"]
+    fs, inv = a["few_shot"], a["inversion"]
+    inversion_cfg = InversionConfig(steps=inv["steps"], lr=inv["lr"], seed=inv["seed"])
     print(f"removal seed {seed}, {args.pool} pool, K = {k}: {', '.join(removed)}; models: {', '.join(models)}", flush=True)
 
     for label, (kind, recipe) in models.items():
@@ -135,9 +139,12 @@ def main() -> None:
         shots = few_shot_rows(model, removed, tables, images, captions, relearn_cfg, args.shots, fs["every"],
                               fs["max_steps"], tau, audit["batch_size"], device) if args.shots else []
         few_s = time.perf_counter() - t2
+        tokens = [t for t in inversion_rows(model, removed, tables, inversion_cfg, tau, audit["batch_size"], device)
+                  if t["correct_token"] is not None]
         common = {"pool": args.pool, "removal_seed": seed, "k": k, "model": label}
         cost = {"wrongfully_unlearned_pct": round(costs["wrongfully_unlearned_pct"], 2), "fpr": costs["fpr"],
                 **{f"zeroshot_{b}_change_points": round(100 * v["top1_change"], 2) for b, v in sorted(zs.items())},
+                "token_identified": sum(bool(t["identified_token"]) for t in tokens), "token_people": len(tokens),
                 "train_s": round(trained_s, 1), "relearn_s": round(relearn_s, 1), "few_shot_s": round(few_s, 1)}
         append(OUT, [{**common, "step": row["step"], "loss": row.get("loss"),
                       **{c: row[c] for c in ("tpr_removed", "identified_removed", "correct_templates_removed",
@@ -158,8 +165,8 @@ def summarise(pool: str) -> None:
     kept = df.pivot_table(index=["removal_seed", "k", "model"], columns="step", values="tpr_kept", aggfunc="first")
     print("\nTPR on the kept members after n steps")
     print(kept.round(3).to_string())
-    cost_cols = ["wrongfully_unlearned_pct", "fpr"] + [c for c in df.columns if c.startswith("zeroshot_")]
-    print("\ncosts of each model before the attacker fine-tunes (step 0)")
+    cost_cols = ["wrongfully_unlearned_pct", "fpr", "token_identified", "token_people"] + [c for c in df.columns if c.startswith("zeroshot_")]
+    print("\ncosts of each model before the attacker fine-tunes (step 0); removed people a learned token finds")
     print(df[df["step"] == 0].set_index(["removal_seed", "k", "model"])[cost_cols].to_string())
     if FEW_SHOT_OUT.is_file():
         fs = pd.read_csv(FEW_SHOT_OUT)
