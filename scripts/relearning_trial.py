@@ -66,7 +66,8 @@ def append(path: Path, rows: list[dict]) -> None:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--recipes", nargs="+", default=["paper", "hardened", "hardened-noreg"], choices=list(RECIPES))
+    ap.add_argument("--recipes", nargs="*", default=["paper", "hardened", "hardened-noreg"], choices=list(RECIPES),
+                    help="text recipes to train (none: R alone)")
     ap.add_argument("--pool", choices=["dev", "test"], default="test")
     ap.add_argument("--shots", type=int, nargs="*", default=[4], help="few-shot relearning: n photos per batch")
     ap.add_argument("--no-reference", action="store_true", help="leave R out")
