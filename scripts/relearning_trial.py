@@ -3,6 +3,7 @@
     dvc repro reference utility_before      # R for audit.reference_k, the base model's attack and zero-shot
     python scripts/relearning_trial.py --pool test --recipes paper hardened hardened-noreg
     python scripts/relearning_trial.py --summary-only
+    python scripts/relearning_trial.py --no-reference --few-shot-only --shots 4   # few-shot rows only
 
 For the removal set of `defend.seed` at K = `audit.reference_k` (the set R was trained without):
 trains each text recipe in-process on the pipeline's base model (nothing is written into DVC's
@@ -71,11 +72,15 @@ def main() -> None:
     ap.add_argument("--pool", choices=["dev", "test"], default="test")
     ap.add_argument("--shots", type=int, nargs="*", default=[4], help="few-shot relearning: n photos per batch")
     ap.add_argument("--no-reference", action="store_true", help="leave R out")
+    ap.add_argument("--few-shot-only", action="store_true",
+                    help="only few-shot relearning (for models whose relearning rows are already in the CSV)")
     ap.add_argument("--device", default="auto")
     ap.add_argument("--summary-only", action="store_true", help="train nothing: summarise docs/relearning_*.csv")
     args = ap.parse_args()
     if args.summary_only:
         return summarise(args.pool)
+    if args.few_shot_only and not args.shots:
+        raise SystemExit("--few-shot-only needs --shots N [N ...]")
 
     p, audit, tau = load_params("defend"), load_params("audit"), load_params("idia_before")["tau"]
     a = audit["adaptive"]
@@ -128,6 +133,13 @@ def main() -> None:
         else:
             model = load_model(reference, device)
         trained_s = time.perf_counter() - t0
+        common = {"pool": args.pool, "removal_seed": seed, "k": k, "model": label}
+        if args.few_shot_only:
+            shots = few_shot_rows(model, removed, tables, images, captions, relearn_cfg, args.shots, fs["every"],
+                                  fs["max_steps"], tau, audit["batch_size"], device)
+            append(FEW_SHOT_OUT, [{**common, **row} for row in shots])
+            print(json.dumps({**common, "few_shot_steps": [row["steps_to_identified"] for row in shots]}), flush=True)
+            continue
         probe = attack_on_removed(model, removed, tables, tau, audit["batch_size"], device)
         after = run_idia(model, tables["identities"], tables["photos"], tables["candidates"], tau,
                          audit["batch_size"], device).table
@@ -142,7 +154,6 @@ def main() -> None:
         few_s = time.perf_counter() - t2
         tokens = [t for t in inversion_rows(model, removed, tables, inversion_cfg, tau, audit["batch_size"], device)
                   if t["correct_token"] is not None]
-        common = {"pool": args.pool, "removal_seed": seed, "k": k, "model": label}
         cost = {"wrongfully_unlearned_pct": round(costs["wrongfully_unlearned_pct"], 2), "fpr": costs["fpr"],
                 **{f"zeroshot_{b}_change_points": round(100 * v["top1_change"], 2) for b, v in sorted(zs.items())},
                 "token_identified": sum(bool(t["identified_token"]) for t in tokens), "token_people": len(tokens),
