@@ -3,12 +3,15 @@
     python scripts/hardening_trial.py --pool test --ks 4 16 --seeds 0 1 2 --recipes paper hardened
     python scripts/hardening_trial.py --pool dev --ks 16 --seeds 0 1 --recipes hardened hardened-retain
     python scripts/hardening_trial.py --tower image --pool test --ks 4 --seeds 0 1 --recipes demo hardened
+    python scripts/hardening_trial.py --tower both --pool test --ks 4 --seeds 0 1 --recipes paper hardened
 
 For each removal seed, K and recipe: trains the text (or image) defense in-process on the
 pipeline's base model (nothing is written into DVC's outputs), runs the audit's probes (exact,
 the seven name-variant families, the held-out prompts; for the image tower also the photo
 transforms and the unseen photos) and the attack's collateral, and appends one row per run to
---out (CSV). Image recipes are those of `defend.image_recipes` in params.yaml. At the end it prints, summed over the seeds, how many removed people
+--out (CSV). Image recipes are those of `defend.image_recipes` in params.yaml. `--tower both`:
+the text recipes on top of one image defense per removal set (`--image-recipe`, default
+`defend.image_recipe`), the combined model probed on both towers. At the end it prints, summed over the seeds, how many removed people
 each probe family still identifies, per recipe and K.
 
 Needs `dvc repro idia_before audit_base utility_before` first (the base model, the splits, the attack on it, the base model's
@@ -58,16 +61,19 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--ks", type=int, nargs="+", default=[4, 16])
     ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
-    ap.add_argument("--tower", choices=["text", "image"], default="text")
+    ap.add_argument("--tower", choices=["text", "image", "both"], default="text")
+    ap.add_argument("--image-recipe", help="--tower both: the image recipe under every text recipe "
+                    "(default: defend.image_recipe)")
     ap.add_argument("--recipes", nargs="+", default=["paper", "hardened"],
-                    help=f"text: {', '.join(RECIPES)}; image: a key of defend.image_recipes")
+                    help=f"text and both: {', '.join(RECIPES)}; image: a key of defend.image_recipes")
     ap.add_argument("--pool", choices=["dev", "test"], default="dev")
-    ap.add_argument("--out", type=Path, help="CSV the rows are appended to (default: "
-                    "docs/hardening_trials.csv, docs/hardening_trials_image.csv for --tower image)")
+    ap.add_argument("--out", type=Path, help="CSV the rows are appended to (default: docs/hardening_trials.csv; "
+                    "docs/hardening_trials_image.csv, docs/hardening_trials_both.csv for --tower image, both)")
     ap.add_argument("--device", default="auto")
     ap.add_argument("--summary-only", action="store_true", help="train nothing: summarise the runs in --out")
     args = ap.parse_args()
-    args.out = args.out or Path("docs/hardening_trials.csv" if args.tower == "text" else "docs/hardening_trials_image.csv")
+    args.out = args.out or Path({"text": "docs/hardening_trials.csv", "image": "docs/hardening_trials_image.csv",
+                                 "both": "docs/hardening_trials_both.csv"}[args.tower])
     if args.summary_only:
         return summarise(args.out, args.pool, args.tower)
 
@@ -80,10 +86,14 @@ def main() -> None:
     members = identities.set_index("name")["member"].astype(str).str.lower().isin(["true", "1"])
     before = pd.read_csv(Path("data/idia_before/identities.csv"))
     base_probes = pd.read_csv(AUDIT_BASE / PROBES_FILE)
-    # the untouched tower's embeddings come from the base model's audit
-    reuse = tower_embeddings(load_file(str(AUDIT_BASE / EMBEDDINGS_FILE)), "photos" if args.tower == "text" else "texts")
-    if args.tower == "text" and set(args.recipes) - set(RECIPES):
+    # the untouched tower's embeddings come from the base model's audit (none is untouched in both)
+    reuse = None if args.tower == "both" else tower_embeddings(load_file(str(AUDIT_BASE / EMBEDDINGS_FILE)),
+                                                               "photos" if args.tower == "text" else "texts")
+    if args.tower in ("text", "both") and set(args.recipes) - set(RECIPES):
         ap.error(f"text recipes: {', '.join(RECIPES)}")
+    image_recipe = args.image_recipe or p["image_recipe"]
+    if args.tower == "both" and image_recipe not in p["image_recipes"]:
+        ap.error(f"--image-recipe {image_recipe!r}: not a key of defend.image_recipes ({', '.join(p['image_recipes'])})")
     if args.tower == "image" and set(args.recipes) - set(p["image_recipes"]):
         ap.error(f"image recipes (defend.image_recipes): {', '.join(p['image_recipes'])}")
     loaded = load_model(Path("data/base_model"), device)
@@ -103,23 +113,33 @@ def main() -> None:
             for k in args.ks:
                 removed = removal_set(before, k, seed, allowed, args.pool)
                 kept = [n for n in names_all if n not in set(removed)]
+
+                def image_student(recipe: str):
+                    cfg = image_config_from_dict(p["image_recipes"][recipe], prefix=f"defend.image_recipes.{recipe}")
+                    inputs = image_defense_inputs(cfg, removed, train_rows, model_image_size(loaded.model),
+                                                  shards=SHARDS, trigger_faces=SPLITS / "trigger_faces.csv",
+                                                  facescrub_index=FACESCRUB_INDEX,
+                                                  retain_pattern=p["retain_caption_pattern"])
+                    return train_image_defense(loaded.model, cfg=cfg, device=device, **inputs).student
+
+                # one image defense under every text recipe of this removal set: the text recipes differ, not it
+                t_image = time.perf_counter()
+                shared_visual = image_student(image_recipe) if args.tower == "both" else None
+                image_s = time.perf_counter() - t_image
                 for recipe in args.recipes:
                     t0 = time.perf_counter()
-                    if args.tower == "text":
+                    student, probe_kw = {}, {"unseen": tables["unseen"]}
+                    if args.tower in ("text", "both"):
                         cfg = text_config_from_dict({**p["text"], "target": target, **RECIPES[recipe]})
                         run = train_text_defense(loaded.model, loaded.tokenizer, captions, removed, cfg, device,
                                                  kept_names=kept)
-                        student = {"text_student": run.student}
+                        student["text_student"] = run.student
+                    if args.tower == "text":
                         probe_kw = {"transforms": (), "unseen": None}
+                    elif args.tower == "image":
+                        student["visual_student"] = image_student(recipe)
                     else:
-                        cfg = image_config_from_dict(p["image_recipes"][recipe], prefix=f"defend.image_recipes.{recipe}")
-                        inputs = image_defense_inputs(cfg, removed, train_rows, model_image_size(loaded.model),
-                                                      shards=SHARDS, trigger_faces=SPLITS / "trigger_faces.csv",
-                                                      facescrub_index=FACESCRUB_INDEX,
-                                                      retain_pattern=p["retain_caption_pattern"])
-                        run = train_image_defense(loaded.model, cfg=cfg, device=device, **inputs)
-                        student = {"visual_student": run.student}
-                        probe_kw = {"unseen": tables["unseen"]}
+                        student["visual_student"] = shared_visual
                     defended = dataclasses.replace(loaded, model=build_defended_model(loaded.model, **student).eval())
                     probes = probe_table(defended, identities, tables["photos"], candidates,
                                          batch_size=audit["batch_size"], device=device, seed=audit["seed"],
@@ -129,9 +149,10 @@ def main() -> None:
                     _, exact = compare(before, attack_table(probes, identities, "exact", tau), removed)
                     _, held = compare(attack_table(base_probes, identities, "prompts_heldout", tau),
                                       attack_table(probes, identities, "prompts_heldout", tau), removed)
-                    zs = zeroshot_against_base(defended, args.tower == "image", 256, device, Path("data/utility_before"))
+                    zs = zeroshot_against_base(defended, args.tower != "text", 256, device, Path("data/utility_before"))
                     row = {"tower": args.tower, "pool": args.pool, "removal_seed": seed, "k": k, "recipe": recipe,
-                           "seconds": round(time.perf_counter() - t0, 1),
+                           **({"image_recipe": image_recipe} if args.tower == "both" else {}),
+                           "seconds": round(time.perf_counter() - t0 + (image_s if args.tower == "both" else 0), 1),
                            "tpr_removed": exact["tpr_removed"],
                            "wrongfully_unlearned_pct": round(exact["wrongfully_unlearned_pct"], 2),
                            "name_sharers_lost": exact["wrongfully_unlearned_name_sharers"],
@@ -178,7 +199,7 @@ def summarise(path: Path, pool: str, tower: str) -> None:
     seeds = groups["removal_seed"].apply(lambda s: ",".join(str(v) for v in sorted(s)))
     print(f"\n{path}, {pool} pool: removed people still identified, summed over the removal seeds")
     print(f"removal seeds per column: {seeds.to_dict()}")
-    if tower == "text":
+    if tower in ("text", "both"):
         print(f"trained variant families (hardened): {', '.join(TRAINED_VARIANTS)}; held out: {', '.join(HELD_OUT_VARIANTS)}")
     print(sums.T.to_string())
     costs = groups[["wrongfully_unlearned_pct", "heldout_prompts_wrongfully_unlearned_pct", "name_sharers_lost",
