@@ -185,7 +185,7 @@ def summarise(pool: str) -> None:
         fs = fs[fs["pool"] == pool]
         print("\nfew-shot relearning: steps until the attack identifies each removed person again (blank = not within max)")
         print(fs.pivot_table(index=["removal_seed", "k", "model", "shots"], columns="name", values="steps_to_identified",
-                             aggfunc="first").to_string())
+                             aggfunc="first", dropna=False).to_string())
     figure = Path("docs/figures") / f"relearning_{pool}.png"
     plot(table, figure)
     print(f"figure: {figure}")
