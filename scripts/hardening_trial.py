@@ -72,8 +72,7 @@ def main() -> None:
     ap.add_argument("--device", default="auto")
     ap.add_argument("--summary-only", action="store_true", help="train nothing: summarise the runs in --out")
     args = ap.parse_args()
-    args.out = args.out or Path({"text": "docs/hardening_trials.csv", "image": "docs/hardening_trials_image.csv",
-                                 "both": "docs/hardening_trials_both.csv"}[args.tower])
+    args.out = args.out or Path(DEFAULT_OUT[args.tower])
     if args.summary_only:
         return summarise(args.out, args.pool, args.tower)
 
@@ -182,6 +181,10 @@ def main() -> None:
     summarise(args.out, args.pool, args.tower)
 
 
+DEFAULT_OUT = {"text": "docs/hardening_trials.csv", "image": "docs/hardening_trials_image.csv",
+               "both": "docs/hardening_trials_both.csv"}
+
+
 def summarise(path: Path, pool: str, tower: str) -> None:
     """Every run of `path` on `pool`: removed people still identified per probe family, summed
     over the removal seeds (per K and recipe), the costs, and a figure of the sums."""
@@ -205,7 +208,9 @@ def summarise(path: Path, pool: str, tower: str) -> None:
     costs = groups[["wrongfully_unlearned_pct", "heldout_prompts_wrongfully_unlearned_pct", "name_sharers_lost",
                     "name_sharers_before", "fpr"] + [c for c in df.columns if c.startswith("zeroshot_")]].agg(["mean", "max"])
     print(costs.round(3).to_string())
-    figure = Path("docs/figures") / f"hardening_{tower}_{pool}.png"
+    # a CSV of one's own gets a figure of its own, so that it does not overwrite the committed one
+    stem = f"hardening_{tower}" if path == Path(DEFAULT_OUT[tower]) else path.stem
+    figure = Path("docs/figures") / f"{stem}_{pool}.png"
     plot_sums(sums, figure, f"{tower} defense, {pool} pool: removed people still identified (summed over removal seeds)")
     print(f"figure: {figure}")
 

@@ -201,6 +201,8 @@ def plot(table: pd.DataFrame, path: Path) -> None:
         ax.plot(row.index, row.values, marker="o", label=f"{model} (K = {k}, removal seed {seed})")
     ax.set_xlabel("clean fine-tuning steps (the attacker's relearning)")
     ax.set_ylabel("removed people identified again")
+    # the whole 0..K range, so that "none came back" reads as a line at the floor rather than a zoomed-in axis
+    ax.set_ylim(-0.2, max(k for _, k, _ in table.index) + 0.2)
     ax.set_title("Relearning on clean pairs: does the removal come back?", fontsize=10)
     ax.legend(fontsize=7)
     fig.tight_layout()
