@@ -22,4 +22,7 @@ RECIPES = {
     # issue 17 point 4's change aimed at relearning: the hardened recipe without the weight
     # regulariser, so the edit may move further from the original weights
     "hardened-noreg": {**HARDENED, "weight_reg": 0.0},
+    # aimed at the exact names that both recipes leave identified at K = 16: twice the steps
+    # (same schedule shape), so each name sees twice the poisoned pairs; chosen on the dev pool
+    "hardened-long": {**HARDENED, "steps": 800, "milestones": [400, 600]},
 }
