@@ -39,6 +39,7 @@ from pipeline.core.params import load_params
 from pipeline.core.paths import FACESCRUB_INDEX, SHARDS
 from pipeline.defenses.text_recipes import HELD_OUT_VARIANTS, RECIPES, TRAINED_VARIANTS
 from pipeline.defenses.targets import choose_text_target, pool_members, removal_set
+from pipeline.reports.recipe_trials import plot_sums, read_trials
 from pipeline.defenses.image_defense import train_image_defense
 from pipeline.defenses.image_inputs import image_defense_inputs
 from pipeline.defenses.text_defense import train_text_defense
@@ -96,6 +97,8 @@ def main() -> None:
     if args.tower == "image" and set(args.recipes) - set(p["image_recipes"]):
         ap.error(f"image recipes (defend.image_recipes): {', '.join(p['image_recipes'])}")
     loaded = load_model(Path("data/base_model"), device)
+    # which base model the rows come from: workspaces on other machines train other floats (issue 13)
+    base_loss = json.loads(Path("metrics/base_model.json").read_text()).get("final_loss")
     captions = list(pd.read_parquet(SPLITS / "text_captions.parquet")["caption"])
     names_all = list(candidates["name"])
     target = choose_text_target(p["text"]["target"], p["text_target_fallbacks"], names_all)
@@ -152,6 +155,7 @@ def main() -> None:
                     row = {"tower": args.tower, "pool": args.pool, "removal_seed": seed, "k": k, "recipe": recipe,
                            **({"image_recipe": image_recipe} if args.tower == "both" else {}),
                            "seconds": round(time.perf_counter() - t0 + (image_s if args.tower == "both" else 0), 1),
+                           "base_final_loss": base_loss,
                            "tpr_removed": exact["tpr_removed"],
                            "wrongfully_unlearned_pct": round(exact["wrongfully_unlearned_pct"], 2),
                            "name_sharers_lost": exact["wrongfully_unlearned_name_sharers"],
@@ -188,54 +192,21 @@ DEFAULT_OUT = {"text": "docs/hardening_trials.csv", "image": "docs/hardening_tri
 def summarise(path: Path, pool: str, tower: str) -> None:
     """Every run of `path` on `pool`: removed people still identified per probe family, summed
     over the removal seeds (per K and recipe), the costs, and a figure of the sums."""
-    df = pd.read_csv(path)
-    df = df[df["pool"] == pool]
-    probes = [c[:-len("_removed_identified")] for c in df.columns if c.endswith("_removed_identified")]
-    groups = df.groupby(["k", "recipe"])
-    sums = groups[[f"{p}_removed_identified" for p in probes]].sum()
-    sums.columns = probes
-    # the base model on the same removal sets (the same for every recipe of a K): the reference
-    base = groups[[f"{p}_removed_identified_base" for p in probes]].sum().groupby(level="k").first()
-    base.columns = probes
-    base.index = pd.MultiIndex.from_tuples([(k, "(base model)") for k in base.index], names=["k", "recipe"])
-    sums = pd.concat([base, sums]).sort_index(level="k", sort_remaining=False)
-    seeds = groups["removal_seed"].apply(lambda s: ",".join(str(v) for v in sorted(s)))
+    t = read_trials(path, pool)
+    if t is None:
+        raise SystemExit(f"{path}: no rows on the {pool} pool")
     print(f"\n{path}, {pool} pool: removed people still identified, summed over the removal seeds")
-    print(f"removal seeds per column: {seeds.to_dict()}")
+    print(f"removal seeds per column: {t.seeds}")
     if tower in ("text", "both"):
         print(f"trained variant families (hardened): {', '.join(TRAINED_VARIANTS)}; held out: {', '.join(HELD_OUT_VARIANTS)}")
-    print(sums.T.to_string())
-    costs = groups[["wrongfully_unlearned_pct", "heldout_prompts_wrongfully_unlearned_pct", "name_sharers_lost",
-                    "name_sharers_before", "fpr"] + [c for c in df.columns if c.startswith("zeroshot_")]].agg(["mean", "max"])
-    print(costs.round(3).to_string())
+    print(t.sums.T.to_string())
+    print(t.costs.round(3).to_string())
     # a CSV of one's own gets a figure of its own, so that it does not overwrite the committed one
     stem = f"hardening_{tower}" if path == Path(DEFAULT_OUT[tower]) else path.stem
     figure = Path("docs/figures") / f"{stem}_{pool}.png"
-    plot_sums(sums, figure, f"{tower} defense, {pool} pool: removed people still identified (summed over removal seeds)")
+    plot_sums(t.sums, figure, f"{tower} defense, {pool} pool: removed people still identified (summed over removal seeds)")
     print(f"figure: {figure}")
 
-
-def plot_sums(sums: pd.DataFrame, path: Path, title: str) -> None:
-    import matplotlib
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    ks = sorted({k for k, _ in sums.index})
-    fig, axes = plt.subplots(len(ks), 1, figsize=(11, 3.2 * len(ks)), squeeze=False)
-    for ax, k in zip(axes[:, 0], ks):
-        part = sums.loc[k]
-        width = 0.8 / len(part.index)
-        for i, recipe in enumerate(part.index):
-            ax.bar([x + i * width for x in range(len(part.columns))], part.loc[recipe], width, label=recipe)
-        ax.set_xticks([x + 0.4 - width / 2 for x in range(len(part.columns))])
-        ax.set_xticklabels(part.columns, rotation=30, ha="right", fontsize=8)
-        ax.set_ylabel(f"K = {k}")
-        ax.legend(fontsize=8)
-    axes[0, 0].set_title(title, fontsize=10)
-    fig.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
 
 if __name__ == "__main__":
     main()

@@ -301,6 +301,9 @@ class Report:
     salt: Annotated[Str, Field(min_length=1)] | Int
     dpi: Annotated[Int, Field(ge=50, le=400)]
     trials: Str = ""
+    # scripts/hardening_trial.py's CSVs per tower (text, image, both), shown beside R; {} = none
+    recipe_trials: dict[Literal["text", "image", "both"], Str] = Field(default_factory=dict)
+    recipe_trials_pool: Literal["dev", "test"] = "test"
 
 
 @section

@@ -27,6 +27,8 @@ class ReportOptions:
     runs: set[str] | None = None            # defenses the params ask for ("text-k4", ...); None = all found
     trials: Path | None = None              # CSV of defense settings tried during development
     references: set[str] | None = None      # audits of R the params ask for ("reference-k4")
+    recipe_trials: dict[str, Path] = field(default_factory=dict)   # tower -> scripts/hardening_trial.py CSV
+    recipe_trials_pool: str = "test"
 
 
 @dataclass
@@ -44,7 +46,8 @@ def build_report(root: Path | str, out_dir: Path | str, options: ReportOptions =
     inp = load_inputs(root, options.image_recipes, options.runs, options.references)
     anon = Pseudonymizer(sorted(inp.names), options.salt, options.pseudonymize)
     figs = Figures(out_dir, options.dpi)
-    context = report_context(inp, figs, anon, pseudonymize=options.pseudonymize, trials=options.trials)
+    context = report_context(inp, figs, anon, pseudonymize=options.pseudonymize, trials=options.trials,
+                             recipe_trials=options.recipe_trials, recipe_trials_pool=options.recipe_trials_pool)
     markdown = render_markdown(context, anon)
     md = out_dir / "report.md"
     md.write_text(markdown, encoding="utf-8")

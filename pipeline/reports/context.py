@@ -13,7 +13,7 @@ from typing import Any
 import pandas as pd
 
 from pipeline.core.paths import parse_reference_run
-from pipeline.reports import examples, figures
+from pipeline.reports import examples, figures, recipe_trials as recipe_trials_mod
 from pipeline.reports.inputs import Inputs
 from pipeline.reports.pseudonyms import Pseudonymizer
 
@@ -214,8 +214,45 @@ def _trials(path: Path | None, figs: Figures) -> dict | None:
             "figure": figs.add(figures.trials_tradeoff(table, figs.path("trials_tradeoff.png"), figs.dpi))}
 
 
+def _recipe_trials(paths: dict[str, Path] | None, pool: str, inp: Inputs, figs: Figures) -> list[dict]:
+    """Per tower with a trial CSV: removed people still identified per probe, summed over the
+    removal seeds, for the base model and each recipe, beside R where R exists for that K
+    (R was trained for one removal set: the one of `defend.seed`, so its column is one seed's)."""
+    refs = {parse_reference_run(name): m for name, m in inp.audits.items() if parse_reference_run(name) is not None}
+    out = []
+    for tower, path in (paths or {}).items():
+        t = recipe_trials_mod.read_trials(path, pool)
+        if t is None:
+            continue
+        blocks = []
+        for k in sorted({k for k, _ in t.sums.index}):
+            part = t.sums.loc[k]
+            recipes = [r for r in part.index if r != recipe_trials_mod.BASE]
+            ref = recipe_trials_mod.reference_counts(refs[k], t.probes) if k in refs else None
+            rows = [{"probe": probe, "base": int(part.loc[recipe_trials_mod.BASE, probe]),
+                     "recipes": [int(part.loc[r, probe]) for r in recipes],
+                     "reference": None if ref is None else ref[probe]} for probe in t.probes]
+            costs = [{"recipe": r, **{c: t.costs.loc[(k, r), (c, "mean")]
+                                        for c in dict.fromkeys(t.costs.columns.get_level_values(0))}}
+                     for r in recipes]
+            blocks.append({"k": k, "recipes": recipes, "seeds": {r: t.seeds[(k, r)] for r in recipes},
+                           "rows": rows, "has_reference": ref is not None, "costs": costs})
+        figure = figs.add(recipe_trials_mod.plot_sums(
+            t.sums, figs.path(f"recipe_trials_{tower}.png"),
+            f"{figures.encoder_title(tower)}, {pool} pool: removed people still identified (summed over removal seeds)",
+            figs.dpi))
+        this_base = (inp.base_model or {}).get("final_loss")
+        out.append({"tower": tower, "title": figures.encoder_title(tower), "path": Path(path).as_posix(),
+                    "pool": pool, "blocks": blocks, "figure": figure, "base_losses": t.base_losses,
+                    "this_base": this_base,
+                    # R is this run's; on another base model its people and floats may differ
+                    "same_base": this_base is not None and t.base_losses == [this_base]})
+    return out
+
+
 def report_context(inp: Inputs, figs: Figures, anon: Pseudonymizer, *, pseudonymize: bool,
-                   trials: Path | None) -> dict[str, Any]:
+                   trials: Path | None, recipe_trials: dict[str, Path] | None = None,
+                   recipe_trials_pool: str = "test") -> dict[str, Any]:
     """The template's variables."""
     removed = _largest_removed(inp)
     runtime_figure, runtime_rows = _runtime(inp, figs)
@@ -243,6 +280,7 @@ def report_context(inp: Inputs, figs: Figures, anon: Pseudonymizer, *, pseudonym
         "trials": _trials(trials, figs),
         "audit": _audit(inp, figs),
         "adaptive": _adaptive(inp),
+        "recipe_trials": _recipe_trials(recipe_trials, recipe_trials_pool, inp, figs),
         "appendix": sorted(inp.runs, key=lambda r: (r.encoder, r.k, r.name)),
         "figures": {
             "attack_before": figs.add(figures.attack_before(inp, figs.path("attack_before.png"), figs.dpi, removed)),

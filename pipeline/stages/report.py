@@ -32,7 +32,9 @@ def options_from_params():
     return ReportOptions(pseudonymize=p["pseudonymize"], salt=str(p["salt"]), dpi=p["dpi"],
                          image_recipes=defend["image_recipes"], runs=runs,
                          references={reference_run(load_params('audit')['reference_k'])},
-                         trials=Path(p["trials"]) if p["trials"] else None)
+                         trials=Path(p["trials"]) if p["trials"] else None,
+                         recipe_trials={t: Path(f) for t, f in (p.get("recipe_trials") or {}).items()},
+                         recipe_trials_pool=p.get("recipe_trials_pool", "test"))
 
 
 def publish(tmp: Path, dest: Path) -> None:
