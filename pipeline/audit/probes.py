@@ -9,7 +9,6 @@ from __future__ import annotations
 
 from typing import Sequence
 
-import torch
 from torch import Tensor
 
 from pipeline.attack.idia import majority_correct, predict_names
