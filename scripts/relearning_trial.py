@@ -184,8 +184,10 @@ def summarise(pool: str) -> None:
         fs = pd.read_csv(FEW_SHOT_OUT)
         fs = fs[fs["pool"] == pool]
         print("\nfew-shot relearning: steps until the attack identifies each removed person again (blank = not within max)")
-        print(fs.pivot_table(index=["removal_seed", "k", "model", "shots"], columns="name", values="steps_to_identified",
-                             aggfunc="first", dropna=False).to_string())
+        keys = ["removal_seed", "k", "model", "shots"]
+        steps = fs.pivot_table(index=keys, columns="name", values="steps_to_identified", aggfunc="first", dropna=False)
+        # dropna=False keeps the people never identified again, but also invents (model, shots) rows never run
+        print(steps.loc[steps.index.isin(pd.MultiIndex.from_frame(fs[keys].drop_duplicates()))].to_string())
     figure = Path("docs/figures") / f"relearning_{pool}.png"
     plot(table, figure)
     print(f"figure: {figure}")
