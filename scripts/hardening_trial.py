@@ -39,7 +39,6 @@ from pipeline.core.params import load_params
 from pipeline.core.paths import FACESCRUB_INDEX, SHARDS
 from pipeline.defenses.text_recipes import HELD_OUT_VARIANTS, RECIPES, TRAINED_VARIANTS
 from pipeline.defenses.targets import choose_text_target, pool_members, removal_set
-from pipeline.reports.recipe_trials import plot_sums, read_trials
 from pipeline.defenses.image_defense import train_image_defense
 from pipeline.defenses.image_inputs import image_defense_inputs
 from pipeline.defenses.text_defense import train_text_defense
@@ -49,6 +48,7 @@ from pipeline.evaluation.collateral import compare
 from pipeline.evaluation.defended import zeroshot_against_base
 from pipeline.models.checkpoint import load_model
 from pipeline.models.device import resolve_device, select_attention_kernel
+from pipeline.reports.recipe_trials import plot_sums, read_trials
 
 SPLITS, AUDIT_BASE = Path("data/splits"), Path("data/audit/base")
 

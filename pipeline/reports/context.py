@@ -219,6 +219,7 @@ def _recipe_trials(paths: dict[str, Path] | None, pool: str, inp: Inputs, figs: 
     removal seeds, for the base model and each recipe, beside R where R exists for that K
     (R was trained for one removal set: the one of `defend.seed`, so its column is one seed's)."""
     refs = {parse_reference_run(name): m for name, m in inp.audits.items() if parse_reference_run(name) is not None}
+    this_base = (inp.base_model or {}).get("final_loss")
     out = []
     for tower, path in (paths or {}).items():
         t = recipe_trials_mod.read_trials(path, pool)
@@ -241,7 +242,6 @@ def _recipe_trials(paths: dict[str, Path] | None, pool: str, inp: Inputs, figs: 
             t.sums, figs.path(f"recipe_trials_{tower}.png"),
             f"{figures.encoder_title(tower)}, {pool} pool: removed people still identified (summed over removal seeds)",
             figs.dpi))
-        this_base = (inp.base_model or {}).get("final_loss")
         out.append({"tower": tower, "title": figures.encoder_title(tower), "path": Path(path).as_posix(),
                     "pool": pool, "blocks": blocks, "figure": figure, "base_losses": t.base_losses,
                     "this_base": this_base,

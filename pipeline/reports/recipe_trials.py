@@ -72,9 +72,7 @@ def reference_counts(audit: dict, probes: list[str]) -> dict[str, int | None]:
 
 def plot_sums(sums: pd.DataFrame, path: Path, title: str, dpi: int = 110) -> Path:
     """One bar panel per K: each probe's count per recipe, the base model first."""
-    import matplotlib
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    from pipeline.reports.figures import _save, plt
 
     ks = sorted({k for k, _ in sums.index})
     fig, axes = plt.subplots(len(ks), 1, figsize=(11, 3.2 * len(ks)), squeeze=False)
@@ -89,7 +87,4 @@ def plot_sums(sums: pd.DataFrame, path: Path, title: str, dpi: int = 110) -> Pat
         ax.legend(fontsize=8)
     axes[0, 0].set_title(title, fontsize=10)
     fig.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=dpi, format="png")
-    plt.close(fig)
-    return path
+    return _save(fig, path, dpi)
