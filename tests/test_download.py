@@ -143,8 +143,8 @@ def test_parse_list_counts_malformed_rows_with_line_numbers(tmp_path):
              f"Ann Lee\t4\t13\tfile:p/4.jpg\t30,2,30,40\t{good}",         # 6 x2 <= x1
              f"Ann Lee\t5\t14\tfile:p/5.jpg\t1,40,30,40\t{good}",         # 7 y2 <= y1
              f"Ann Lee\t6\t15\tfile:p/6.jpg\t-1,2,30,40\t{good}",         # 8 negative
-             f"Ann Lee\t7\t16\tfile:p/7.jpg\t1,2,30,40",                  # 9 five columns
-             f"Ann Lee\t8\t17\tfile:p/8.jpg\t1,2,30,40\tnothex",          # 10 bad sha256
+             "Ann Lee\t7\t16\tfile:p/7.jpg\t1,2,30,40",                  # 9 five columns
+             "Ann Lee\t8\t17\tfile:p/8.jpg\t1,2,30,40\tnothex",          # 10 bad sha256
              f"Tatyana M. Ali\t9\t18\thttp://h/9.jpg\t0,0,5,5\t{good.upper()}"]  # 11 ok
     path = tmp_path / "facescrub_actresses.txt"
     path.write_text("\n".join(lines) + "\n")

@@ -9,7 +9,6 @@ at random weights from a local safetensors file and test-sized batches.
 """
 from __future__ import annotations
 
-import csv
 import functools
 import gzip
 import hashlib
