@@ -152,8 +152,9 @@ def test_queue_mode_names_only_the_missing_pairs():
     runs = seeds.collect(exp_show())
     commands = seeds.missing_runs(runs, [1234, 99], [0, 1, 2], workspace_world=1234)
     assert [c[5] for c in commands] == ["w99-s1", "w99-s2"]
-    assert commands[0] == ["dvc", "exp", "run", "--queue", "-n", "w99-s1", "-S", "world.seed=99", "-S", "defend.seed=1"]
-    assert seeds.missing_runs(runs, [1234], [3], 1234)[0][-2:] == ["-S", "defend.seed=3"]
+    assert commands[0] == ["dvc", "exp", "run", "--queue", "-n", "w99-s1", "-S", "world.seed=99", "-S", "defend.seed=1",
+                           "evaluate_text", "evaluate_towers"]
+    assert seeds.missing_runs(runs, [1234], [3], 1234)[0][-4:-2] == ["-S", "defend.seed=3"]
 
 
 def test_targets_are_checked_on_the_means():
@@ -179,3 +180,42 @@ def test_compare_a_thread_count_experiment_with_the_spread():
     assert verdicts["text-k1 fpr"] == {"value": 0.0, "min": 0.0, "max": 0.0, "inside": True}
     with pytest.raises(PipelineError, match="no finished experiment named 'nope'"):
         seeds.experiment_measures(shown, "nope")
+
+
+def test_recorded_experiments_count_after_the_dvc_cache_is_gone(tmp_path):
+    """A fresh clone has no experiment refs: the ledger written by one aggregation is read back
+    by the next, with the same code and params check as live experiments."""
+    from pipeline.experiments import ledger
+    counted = seeds.collect(exp_show())
+    path = ledger.write([(r.name, r.rev, r.data) for r in counted], [], tmp_path / "seed_runs.json")
+    recorded = ledger.load(path)
+    assert [r["name"] for r in recorded] == ["workspace", "s1", "s2", "w99"]
+    assert recorded[0]["rev"].startswith("workspace-")          # not taken for a live workspace
+    assert set(recorded[1]["data"]["deps"]) == {"pipeline/defenses", "pipeline/core"}   # code only
+    assert recorded[1]["recorded"]["cpu"]
+    fresh = [exp_show()[0]] + ledger.as_exp_show(recorded)      # a clone: workspace row, no experiments
+    again = seeds.collect(fresh)
+    assert [(r.group, r.removal_seed) for r in again] == [((1234,), 0), ((1234,), 1), ((1234,), 2), ((99,), 0)]
+    assert seeds.aggregate(again)["groups"] == seeds.aggregate(counted)["groups"]
+    # new code in the workspace: the recorded rows no longer count, as live ones would not
+    changed = copy.deepcopy(fresh)
+    changed[0]["data"]["deps"]["pipeline/defenses"]["hash"] = "new.dir"
+    assert [r.rev for r in seeds.collect(changed)] == ["workspace"]
+    # rewriting keeps the first record of a row whose data did not change
+    rewritten = ledger.load(ledger.write([(r.name, r.rev, r.data) for r in again], recorded, path))
+    assert [(r["name"], r["rev"], r["recorded"]) for r in rewritten] == \
+        [(r["name"], r["rev"], r["recorded"]) for r in recorded]
+
+
+def test_cli_reads_and_writes_the_ledger(tmp_path, monkeypatch):
+    saved = tmp_path / "exp.json"
+    saved.write_text(json.dumps(exp_show()))
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "README.md").write_text(f"# r\n{seeds.BEGIN}\n{seeds.END}\n")
+    assert seeds.main(["--exp-json", str(saved), "--min-seeds", "3"]) == 1    # world 99 has one seed
+    assert seeds.main(["--exp-json", str(saved), "--min-seeds", "1"]) == 0
+    first = (tmp_path / seeds.OUTPUT).read_text()
+    clone = tmp_path / "clone.json"                                   # the experiments are gone
+    clone.write_text(json.dumps([exp_show()[0]]))
+    assert seeds.main(["--exp-json", str(clone), "--min-seeds", "1"]) == 0
+    assert json.loads((tmp_path / seeds.OUTPUT).read_text())["groups"] == json.loads(first)["groups"]

@@ -32,6 +32,7 @@ from typing import Iterator
 import yaml
 
 from pipeline.core.errors import PipelineError
+from pipeline.experiments import ledger
 from pipeline.core.paths import ENCODERS, METRICS, metrics_file, parse_run_name
 from pipeline.profiles import flatten
 
@@ -44,6 +45,9 @@ PAPER_SWEEP = {"seeds": (REMOVAL_SEED, "defend.text.seed", "defend.image_recipes
 OUTPUT = METRICS / "seeds.json"
 FIGURE = Path("docs/figures/seeds.png")
 README = Path("README.md")
+# A seed experiment runs only what the aggregation reads (the evaluations and what they need),
+# not R, the audits or the report: about 25 min per removal seed instead of about 50 here.
+EXPERIMENT_STAGES = ("evaluate_text", "evaluate_towers")
 BEGIN, END = "<!-- seeds:begin -->", "<!-- seeds:end -->"
 
 # What each run's evaluation reports, as (output key, path in metrics/evaluate/<run>.json, scale).
@@ -94,6 +98,7 @@ class SeedRun:
     removal_seed: int
     runs: dict[str, dict[str, float]] = field(default_factory=dict)   # run -> measure -> value
     targets: dict[str, str] = field(default_factory=dict)              # text run -> placeholder used
+    data: dict = field(default_factory=dict, repr=False)               # its `dvc exp show` data
 
 
 def _params(data: dict) -> dict[str, object]:
@@ -182,7 +187,7 @@ def collect(exp_show: list[dict], code_paths: set[str] | None = None, *, design:
             key = (group, int(params[REMOVAL_SEED]))
             if key in found:
                 continue  # the same seeds under another name (e.g. the commit and the workspace)
-            seed_run = found[key] = SeedRun(name, rev, group, key[1], runs=per_run)
+            seed_run = found[key] = SeedRun(name, rev, group, key[1], runs=per_run, data=data)
             for run in runs:
                 target = ((metrics.get(str(metrics_file("defend", run))) or {}).get("config") or {}).get("target")
                 if target:
@@ -310,7 +315,8 @@ def missing_runs(seed_runs: list[SeedRun], worlds: list[int], removal_seeds: lis
             if ((world,), seed) in have:
                 continue
             sets = (["-S", f"world.seed={world}"] if world != workspace_world else []) + ["-S", f"{REMOVAL_SEED}={seed}"]
-            commands.append(["dvc", "exp", "run", "--queue", "-n", f"w{world}-s{seed}", *sets])
+            commands.append(["dvc", "exp", "run", "--queue", "-n", f"w{world}-s{seed}", *sets,
+                             *EXPERIMENT_STAGES])
     return commands
 
 
@@ -364,6 +370,8 @@ def main(argv: list[str] | None = None) -> int:
                     help="say whether a named experiment (e.g. one run with other torch threads) lies "
                          "inside its world's spread over removal seeds; writes nothing")
     ap.add_argument("--output", type=Path, help=f"JSON summary (default {OUTPUT}; metrics/seeds-<profile>.json)")
+    ap.add_argument("--ledger", type=Path, help=f"the recorded experiments, read and rewritten (default "
+                    f"{ledger.LEDGER}; metrics/seed_runs-<profile>.json): they outlive the DVC cache")
     ap.add_argument("--figure", type=Path, help=f"PNG figure (default {FIGURE}; docs/figures/seeds-<profile>.png)")
     args = ap.parse_args(argv)
     try:
@@ -373,6 +381,9 @@ def main(argv: list[str] | None = None) -> int:
         suffix = f"-{args.profile}" if args.profile else ""
         args.output = args.output or OUTPUT.with_name(f"seeds{suffix}.json")
         args.figure = args.figure or FIGURE.with_name(f"seeds{suffix}.png")
+        args.ledger = args.ledger or ledger.LEDGER.with_name(f"seed_runs{suffix}.json")
+        recorded = ledger.load(args.ledger)
+        exp_show = exp_show + ledger.as_exp_show(recorded)   # live experiments first: they win a tie
         if args.profile:
             from pipeline.profiles import overrides_for
             design, reference = PAPER_SWEEP, overrides_for(args.profile)
@@ -406,6 +417,7 @@ def main(argv: list[str] | None = None) -> int:
         table = markdown_table(summary)
         args.output.parent.mkdir(parents=True, exist_ok=True)
         args.output.write_text(json.dumps(summary, indent=2, sort_keys=False) + "\n")
+        ledger.write([(r.name, r.rev, r.data) for r in seed_runs], recorded, args.ledger)
         draw(summary, args.figure)
         if not args.no_readme:
             README.write_text(replace_block(README.read_text(), table))
