@@ -53,8 +53,8 @@ def load(path: Path = LEDGER) -> list[dict]:
 def as_exp_show(rows: list[dict]) -> list[dict]:
     """Recorded rows shaped as baseline rows of `dvc exp show --json -A`, so that
     `seeds.iter_revs` and `seeds.collect` read them like live ones."""
-    return [{"rev": r["rev"], "name": r["name"], "data": r["data"], "error": None, "experiments": None,
-             "ledger": True} for r in rows]
+    return [{"rev": r["rev"], "name": r["name"], "data": r["data"], "error": None, "experiments": None}
+            for r in rows]
 
 
 def write(counted: list[tuple[str, str, dict]], previous: list[dict], path: Path = LEDGER) -> Path:
