@@ -94,3 +94,48 @@ def test_the_hardened_image_recipe_is_one_switch_and_named_in_the_report():
     assert set(hardened.photo_transforms) < set(TRANSFORMS)           # some families stay held out
     assert recipe_name(config_to_dict(hardened), recipes) == "hardened"
     assert recipe_name(config_to_dict(demo), recipes) == "demo"
+
+
+def test_identity_removed_target_moves_only_the_removed_identities_directions():
+    from pipeline.defenses.identity_target import identity_directions, identity_removed
+    g = torch.Generator().manual_seed(0)
+    e_avg = torch.randn(16, generator=g)
+    # each person's photos point one way (at different lengths), so the mean unit face is a unit vector
+    people = [F.normalize(torch.randn(16, generator=g), dim=0) * torch.rand(5, 1, generator=g).add(1)
+              for _ in range(3)]
+    basis = identity_directions(people, e_avg)
+    assert basis.shape == (16, 3) and torch.allclose(basis.T @ basis, torch.eye(3), atol=1e-5)
+    # a person's mean face lands on the average face; what is orthogonal to the basis stays
+    centre = F.normalize(e_avg, dim=0)
+    mean_face = people[0][:1] * 7
+    assert torch.allclose(identity_removed(mean_face, basis, e_avg), centre[None], atol=1e-5)
+    other = torch.randn(4, 16, generator=g)
+    out = identity_removed(other, basis, e_avg)
+    free = torch.eye(16) - basis @ basis.T
+    assert torch.allclose(out @ free, F.normalize(other, dim=-1) @ free, atol=1e-5)
+    assert torch.allclose(out @ basis, (centre @ basis).expand(4, 3), atol=1e-5)
+    # the same person twice adds no direction
+    assert identity_directions([people[0], people[0]], e_avg).shape[1] == 1
+
+
+def test_identity_removed_is_recorded_when_on_and_changes_the_training(model):
+    clean, faces, photos = image_data()
+    # (whether it removes people better is a question for the demo's scale: README, dev pool)
+    base = dict(steps=4, lr=1e-3, milestones=(3,), clean_batch_size=8, backdoor_batch_size=12,
+                trigger_photo_share=1.0)
+    kw = dict(trigger_photos=faces, progress=False)
+    plain_cfg = small_image_cfg(**base)
+    ident_cfg = small_image_cfg(**base, backdoor_target="identity_removed")
+    assert "backdoor_target" not in config_to_dict(plain_cfg)
+    assert config_to_dict(ident_cfg)["backdoor_target"] == "identity_removed"
+    with pytest.raises(ParamError, match="backdoor_target"):
+        image_config_from_dict({"backdoor_target": "blank"})
+    plain = train_image_defense(model, clean, faces, photos, plain_cfg, **kw)
+    ident = train_image_defense(model, clean, faces, photos, ident_cfg, **kw)
+    again = train_image_defense(model, clean, faces, photos, ident_cfg, **kw)
+    assert ident.log == again.log and ident.log != plain.log
+    assert ident.extras["identity_basis"].shape[1] == len(faces)
+    assert "identity_basis" not in plain.extras
+    # at step 0 the student is the teacher: its loss is -cos(teacher, target), which the paper's e_avg
+    # target and this one give differently
+    assert ident.log[0]["backdoor"] != plain.log[0]["backdoor"]
