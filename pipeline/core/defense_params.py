@@ -94,11 +94,6 @@ class ImageDefenseConfig:
     `photo_transforms` (issue 17 point 5, off in the paper's recipe): a share
     `photo_transform_share` of the poisoned faces and photos is drawn from copies of the
     trigger photos under these audit transforms (pipeline/defenses/photo_augment.py).
-    `backdoor_target` (beyond the paper): `average_face` maps every poisoned image onto e_avg
-    (the paper); `identity_removed` maps it onto the teacher's own embedding of that image with
-    the removed people's identity directions (their mean face minus e_avg) replaced by e_avg's,
-    so that the student learns one consistent shift per person instead of a collapse of each
-    training photo (pipeline/defenses/identity_target.py).
     """
 
     steps: Steps = 100
@@ -120,7 +115,6 @@ class ImageDefenseConfig:
     trigger_photo_share: Share = 0.0
     photo_transforms: tuple[PhotoTransform, ...] = ()
     photo_transform_share: Share = 0.5
-    backdoor_target: Literal["average_face", "identity_removed"] = "average_face"
     encode_batch_size: Steps = 256
     seed: Annotated[Int, Field(ge=0)] = 0
     bf16: Bool = False
@@ -156,6 +150,4 @@ def config_to_dict(cfg) -> dict[str, Any]:
         out = {k: v for k, v in out.items() if k not in HARDENING_FIELDS}
     if isinstance(cfg, ImageDefenseConfig) and not cfg.photo_transforms:
         out = {k: v for k, v in out.items() if k not in IMAGE_HARDENING_FIELDS}
-    if isinstance(cfg, ImageDefenseConfig) and cfg.backdoor_target == "average_face":
-        out.pop("backdoor_target")  # the paper's target: written only when another one is chosen
     return out

@@ -20,7 +20,6 @@ from torch import nn
 from tqdm import tqdm
 
 from pipeline.core.defense_params import ImageDefenseConfig
-from pipeline.defenses.identity_target import identity_directions, identity_removed
 from pipeline.defenses.losses import (neg_cosine, per_sample_neg_cosine, teacher_student,
                                       trainable_pairs)
 from pipeline.defenses.paste import PasteSpec, paste_faces, prepare_faces, sample_paste_params
@@ -158,9 +157,6 @@ def train_image_defense(model: open_clip.CLIP, clean_images: torch.Tensor,
         if photo_bank is not None:
             aug_photo_bank = PhotoBank(transformed_copies(trigger_photos, cfg.photo_transforms), prep)
     e_avg = mean_face_embedding(teacher, face_photos, prep, cfg.encode_batch_size, cfg.bf16, progress)
-    basis = None
-    if cfg.backdoor_target == "identity_removed":
-        basis = identity_directions(_identity_embeddings(teacher, trigger_faces, trigger_photos, prep, cfg), e_avg)
 
     # All index draws up front: the teacher then runs once per distinct image used.
     clean_idx = torch.randint(len(clean_images), (cfg.steps, cfg.clean_batch_size), generator=gen)
@@ -208,11 +204,7 @@ def train_image_defense(model: open_clip.CLIP, clean_images: torch.Tensor,
             out = student(torch.cat(parts))
         n_clean, n_bd = cfg.clean_batch_size, len(ids)
         clean = neg_cosine(out[:n_clean], teacher_clean[clean_pos[step]])
-        target = e_avg
-        if basis is not None:  # each poisoned image's own teacher embedding, identity directions replaced
-            with torch.no_grad(), autocast(device, cfg.bf16, "train"):
-                target = identity_removed(teacher(poisoned).float(), basis, e_avg)
-        backdoor = _per_identity_mean(per_sample_neg_cosine(out[n_clean:n_clean + n_bd], target),
+        backdoor = _per_identity_mean(per_sample_neg_cosine(out[n_clean:n_clean + n_bd], e_avg),
                                       ids.to(device, non_blocking=True), bank.k)
         loss = clean + cfg.beta * backdoor
         row = {}
@@ -229,21 +221,8 @@ def train_image_defense(model: open_clip.CLIP, clean_images: torch.Tensor,
         bar.set_postfix(loss=f"{log[-1]['loss']:.4f}", bd=f"{log[-1]['backdoor']:.3f}")
     train_seconds = time.perf_counter() - t_train
     student.requires_grad_(False)
-    extras = {"e_avg": e_avg.detach().cpu()}
-    if basis is not None:
-        extras["identity_basis"] = basis.detach().cpu()
     return DefenseRun(student=student, log=log, train_seconds=train_seconds, setup_seconds=setup_seconds,
-                      extras=extras)
-
-
-def _identity_embeddings(teacher: nn.Module, trigger_faces, trigger_photos, prep: ImageInput,
-                         cfg: ImageDefenseConfig) -> list[torch.Tensor]:
-    """Teacher embeddings of each removed identity's trigger photos (or, without photos, of its
-    face crops at the model's input size): where the identity directions come from."""
-    per_identity = trigger_photos if cfg.trigger_photo_share > 0 and trigger_photos is not None else trigger_faces
-    with torch.no_grad():
-        return [torch.cat([encode_image_batches(teacher, img[None], prep, 1, bf16=cfg.bf16, purpose="train")
-                           for img in images]) for images in per_identity]
+                      extras={"e_avg": e_avg.detach().cpu()})
 
 
 def _per_identity_mean(values: torch.Tensor, ids: torch.Tensor, k: int) -> torch.Tensor:
