@@ -1,0 +1,117 @@
+"""Which zero-shot classes a defended model loses, next to what the removed people look like.
+
+    python scripts/zeroshot_by_class.py                         # every model under data/defended
+    python scripts/zeroshot_by_class.py --models image-k4 both-k4 --benchmark hair --out per_class.csv
+
+For each defended model (data/defended/<run>) and each benchmark of utility_before: per class,
+how many images the base model classifies correctly, how many the defended model does, how many
+it loses and gains (paired, image by image) and into which classes the lost ones go. On the demo
+world the removed people's hair colours are printed next to the hair benchmark (from
+data/world/world.json), because the image defense's zero-shot cost concentrates there: the class
+of a removed person's hair colour is the one that drops (README, "Why hair colour drops").
+Reads the pipeline's outputs only (run `dvc repro` first); writes nothing unless --out is given.
+"""
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import sys
+from pathlib import Path
+
+import pandas as pd
+import torch
+
+from pipeline.core.errors import PipelineError
+from pipeline.evaluation.zeroshot import class_embeddings, load_benchmark
+from pipeline.models.checkpoint import load_model
+from pipeline.models.image_encoding import encode_images
+from pipeline.models.text_encoding import encode_texts
+
+DEFENDED, UTILITY_BEFORE, WORLD = Path("data/defended"), Path("data/utility_before"), Path("data/world/world.json")
+
+
+def predictions(loaded, bench, batch: int) -> torch.Tensor:
+    """Top-1 class index of every benchmark image under `loaded`."""
+    classes = class_embeddings(lambda t: encode_texts(loaded.model, loaded.tokenizer, t, batch, "cpu", progress=None),
+                               bench.classnames, bench.templates)
+    images = encode_images(loaded.model, loaded.preprocess, bench.paths, batch, "cpu",
+                           progress=f"{bench.name} images")
+    return (images.float() @ classes.float().T).argmax(dim=1)
+
+
+def per_class(bench, base_pred: torch.Tensor, pred: torch.Tensor) -> list[dict]:
+    """Paired per-class counts: correct before/after, lost, gained, and where the lost ones went."""
+    rows = []
+    for c, name in enumerate(bench.classnames):
+        sel = bench.labels == c
+        was, now = base_pred[sel] == c, pred[sel] == c
+        lost_to = torch.bincount(pred[sel][was & ~now], minlength=len(bench.classnames)).tolist()
+        rows.append({"class": name, "images": int(sel.sum()), "base_correct": int(was.sum()),
+                     "defended_correct": int(now.sum()), "lost": int((was & ~now).sum()),
+                     "gained": int((~was & now).sum()),
+                     "lost_to": "; ".join(f"{bench.classnames[i]} {v}" for i, v in enumerate(lost_to) if v)})
+    return rows
+
+
+def removed_looks(run_dir: Path) -> dict[str, str]:
+    """name -> hair colour of the run's removed people (demo world only; empty elsewhere)."""
+    removed_csv = run_dir / "removed.csv"
+    if not WORLD.is_file() or not removed_csv.is_file():
+        return {}
+    people = {p["name"]: p.get("attributes", {}) for p in json.loads(WORLD.read_text()).get("identities", [])}
+    return {n: people.get(n, {}).get("hair_colour", "?") for n in pd.read_csv(removed_csv)["name"]}
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--models", nargs="+", help="runs under data/defended (default: all)")
+    ap.add_argument("--benchmark", help="one benchmark of utility_before (default: all)")
+    ap.add_argument("--batch", type=int, default=256)
+    ap.add_argument("--out", type=Path, help="CSV of every (model, benchmark, class) row")
+    args = ap.parse_args(argv)
+    benches_file = UTILITY_BEFORE / "benchmarks.json"
+    if not benches_file.is_file() or not DEFENDED.is_dir():
+        raise PipelineError(f"{benches_file} or {DEFENDED} is missing: run `dvc repro` first")
+    benches = json.loads(benches_file.read_text())
+    if args.benchmark:
+        if args.benchmark not in benches:
+            raise PipelineError(f"--benchmark {args.benchmark!r}: not one of {', '.join(sorted(benches))}")
+        benches = {args.benchmark: benches[args.benchmark]}
+    runs = args.models or sorted(p.name for p in DEFENDED.iterdir() if p.is_dir())
+    missing = [r for r in runs if not (DEFENDED / r).is_dir()]
+    if missing:
+        raise PipelineError(f"--models: {', '.join(missing)} not under {DEFENDED}")
+    base = load_model(Path("data/base_model"))
+    loaded_benches = {name: load_benchmark(folder) for name, folder in sorted(benches.items())}
+    base_pred = {name: predictions(base, b, args.batch) for name, b in loaded_benches.items()}
+    out_rows = []
+    for run in runs:
+        model = load_model(DEFENDED / run)
+        looks = removed_looks(DEFENDED / run)
+        for name, bench in loaded_benches.items():
+            rows = per_class(bench, base_pred[name], predictions(model, bench, args.batch))
+            change = sum(r["defended_correct"] - r["base_correct"] for r in rows) / len(bench.labels) * 100
+            print(f"\n{run} / {name}: top-1 change {change:+.2f} points"
+                  + (f"; removed people's hair: {', '.join(f'{n} ({h})' for n, h in looks.items())}"
+                     if looks and name == "hair" else ""))
+            print("| class | base correct | defended | lost | gained | lost to |\n|---|---|---|---|---|---|")
+            for r in rows:
+                if r["lost"] or r["gained"]:
+                    print(f"| {r['class']} | {r['base_correct']}/{r['images']} | {r['defended_correct']} | "
+                          f"{r['lost']} | {r['gained']} | {r['lost_to']} |")
+            out_rows += [{"model": run, "benchmark": name, **r} for r in rows]
+    if args.out:
+        with args.out.open("w", newline="") as fh:
+            writer = csv.DictWriter(fh, fieldnames=list(out_rows[0]))
+            writer.writeheader()
+            writer.writerows(out_rows)
+    return 0
+
+
+if __name__ == "__main__":
+    try:
+        sys.exit(main())
+    except PipelineError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        sys.exit(2)
