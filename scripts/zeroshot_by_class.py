@@ -5,7 +5,8 @@
 
 For each defended model (data/defended/<run>) and each benchmark of utility_before: per class,
 how many images the base model classifies correctly, how many the defended model does, how many
-it loses and gains (paired, image by image) and into which classes the lost ones go. On the demo
+it loses and gains (paired, image by image) and into which classes the lost ones go, and an
+exact McNemar p-value of the whole change (a 400-image benchmark moves by a few images by chance). On the demo
 world the removed people's hair colours are printed next to the hair benchmark (from
 data/world/world.json), because the image defense's zero-shot cost concentrates there: the class
 of a removed person's hair colour is the one that drops (README, "Why hair colour drops").
@@ -16,6 +17,7 @@ from __future__ import annotations
 import argparse
 import csv
 import json
+import math
 import sys
 from pathlib import Path
 
@@ -52,6 +54,16 @@ def per_class(bench, base_pred: torch.Tensor, pred: torch.Tensor) -> list[dict]:
                      "gained": int((~was & now).sum()),
                      "lost_to": "; ".join(f"{bench.classnames[i]} {v}" for i, v in enumerate(lost_to) if v)})
     return rows
+
+
+def mcnemar_p(lost: int, gained: int) -> float:
+    """Exact two-sided McNemar p-value of `lost` against `gained` discordant images: is the
+    change more than the images that flip either way by chance?"""
+    n = lost + gained
+    if n == 0:
+        return 1.0
+    tail = sum(math.comb(n, i) for i in range(min(lost, gained) + 1)) / 2 ** n
+    return min(1.0, 2 * tail)
 
 
 def removed_looks(run_dir: Path) -> dict[str, str]:
@@ -92,7 +104,9 @@ def main(argv: list[str] | None = None) -> int:
         for name, bench in loaded_benches.items():
             rows = per_class(bench, base_pred[name], predictions(model, bench, args.batch))
             change = sum(r["defended_correct"] - r["base_correct"] for r in rows) / len(bench.labels) * 100
-            print(f"\n{run} / {name}: top-1 change {change:+.2f} points"
+            lost, gained = sum(r["lost"] for r in rows), sum(r["gained"] for r in rows)
+            print(f"\n{run} / {name}: top-1 change {change:+.2f} points (lost {lost}, gained {gained}; "
+                  f"exact McNemar p = {mcnemar_p(lost, gained):.3g})"
                   + (f"; removed people's hair: {', '.join(f'{n} ({h})' for n, h in looks.items())}"
                      if looks and name == "hair" else ""))
             print("| class | base correct | defended | lost | gained | lost to |\n|---|---|---|---|---|---|")

@@ -38,3 +38,11 @@ def test_it_needs_the_pipelines_outputs(script, tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     with pytest.raises(PipelineError, match="run `dvc repro` first"):
         script.main([])
+
+
+def test_mcnemar_p_is_the_exact_two_sided_binomial_tail(script):
+    assert script.mcnemar_p(0, 0) == 1.0
+    assert script.mcnemar_p(3, 3) == 1.0
+    assert script.mcnemar_p(6, 2) == pytest.approx(2 * (1 + 8 + 28) / 256)     # 0.289
+    assert script.mcnemar_p(10, 0) == pytest.approx(2 / 1024)
+    assert script.mcnemar_p(2, 6) == script.mcnemar_p(6, 2)
