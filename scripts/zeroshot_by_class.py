@@ -95,7 +95,9 @@ def main(argv: list[str] | None = None) -> int:
     if missing:
         raise PipelineError(f"--models: {', '.join(missing)} not under {DEFENDED}")
     base = load_model(Path("data/base_model"))
-    loaded_benches = {name: load_benchmark(folder) for name, folder in sorted(benches.items())}
+    settings = UTILITY_BEFORE / "zeroshot.json"    # the template cut utility_before used, if any
+    max_templates = json.loads(settings.read_text())["max_templates"] if settings.is_file() else 0
+    loaded_benches = {name: load_benchmark(folder, max_templates) for name, folder in sorted(benches.items())}
     base_pred = {name: predictions(base, b, args.batch) for name, b in loaded_benches.items()}
     out_rows = []
     for run in runs:
