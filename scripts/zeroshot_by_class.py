@@ -5,11 +5,12 @@
 
 For each defended model (data/defended/<run>) and each benchmark of utility_before: per class,
 how many images the base model classifies correctly, how many the defended model does, how many
-it loses and gains (paired, image by image) and into which classes the lost ones go, and an
-exact McNemar p-value of the whole change (a 400-image benchmark moves by a few images by chance). On the demo
-world the removed people's hair colours are printed next to the hair benchmark (from
+it loses and gains (paired, image by image), into which classes the lost ones go, and an exact
+McNemar p-value of the whole change (a 400-image benchmark moves by a few images by chance). On
+the demo world the removed people's hair colours are printed next to the hair benchmark (from
 data/world/world.json), because the image defense's zero-shot cost concentrates there: the class
-of a removed person's hair colour is the one that drops (README, "Why hair colour drops").
+of a removed person's hair colour is the one that drops (README, "Where the hair-colour cost
+comes from").
 Reads the pipeline's outputs only (run `dvc repro` first); writes nothing unless --out is given.
 """
 from __future__ import annotations
