@@ -25,22 +25,26 @@ from pathlib import Path
 import pandas as pd
 import torch
 
+from pipeline.attack.run import load_embeddings
 from pipeline.core.errors import PipelineError
+from pipeline.core.paths import BASE_MODEL, DEFENDED, UTILITY_BEFORE, WORLD, parse_run_name
 from pipeline.evaluation.zeroshot import class_embeddings, load_benchmark
 from pipeline.models.checkpoint import load_model
 from pipeline.models.image_encoding import encode_images
 from pipeline.models.text_encoding import encode_texts
 
-DEFENDED, UTILITY_BEFORE, WORLD = Path("data/defended"), Path("data/utility_before"), Path("data/world/world.json")
+WORLD_SUMMARY = WORLD / "world.json"
 
 
-def predictions(loaded, bench, batch: int) -> torch.Tensor:
-    """Top-1 class index of every benchmark image under `loaded`."""
+def predictions(loaded, bench, batch: int, image_emb: torch.Tensor | None = None) -> torch.Tensor:
+    """Top-1 class index of every benchmark image under `loaded`; pass image_emb to reuse an
+    untouched image tower's embeddings (as `evaluate` does)."""
     classes = class_embeddings(lambda t: encode_texts(loaded.model, loaded.tokenizer, t, batch, "cpu", progress=None),
                                bench.classnames, bench.templates)
-    images = encode_images(loaded.model, loaded.preprocess, bench.paths, batch, "cpu",
-                           progress=f"{bench.name} images")
-    return (images.float() @ classes.float().T).argmax(dim=1)
+    if image_emb is None:
+        image_emb = encode_images(loaded.model, loaded.preprocess, bench.paths, batch, "cpu",
+                                  progress=f"{bench.name} images")
+    return (image_emb.float() @ classes.float().T).argmax(dim=1)
 
 
 def per_class(bench, base_pred: torch.Tensor, pred: torch.Tensor) -> list[dict]:
@@ -70,9 +74,9 @@ def mcnemar_p(lost: int, gained: int) -> float:
 def removed_looks(run_dir: Path) -> dict[str, str]:
     """name -> hair colour of the run's removed people (demo world only; empty elsewhere)."""
     removed_csv = run_dir / "removed.csv"
-    if not WORLD.is_file() or not removed_csv.is_file():
+    if not WORLD_SUMMARY.is_file() or not removed_csv.is_file():
         return {}
-    people = {p["name"]: p.get("attributes", {}) for p in json.loads(WORLD.read_text()).get("identities", [])}
+    people = {p["name"]: p.get("attributes", {}) for p in json.loads(WORLD_SUMMARY.read_text()).get("identities", [])}
     return {n: people.get(n, {}).get("hair_colour", "?") for n in pd.read_csv(removed_csv)["name"]}
 
 
@@ -95,17 +99,21 @@ def main(argv: list[str] | None = None) -> int:
     missing = [r for r in runs if not (DEFENDED / r).is_dir()]
     if missing:
         raise PipelineError(f"--models: {', '.join(missing)} not under {DEFENDED}")
-    base = load_model(Path("data/base_model"))
+    base = load_model(BASE_MODEL)
     settings = UTILITY_BEFORE / "zeroshot.json"    # the template cut utility_before used, if any
     max_templates = json.loads(settings.read_text())["max_templates"] if settings.is_file() else 0
     loaded_benches = {name: load_benchmark(folder, max_templates) for name, folder in sorted(benches.items())}
-    base_pred = {name: predictions(base, b, args.batch) for name, b in loaded_benches.items()}
+    # the base model's image embeddings as utility_before stored them: scored once, not again here
+    base_emb = {name: load_embeddings(UTILITY_BEFORE / f"{name}_images.safetensors") for name in loaded_benches}
+    base_pred = {name: predictions(base, b, args.batch, base_emb[name]) for name, b in loaded_benches.items()}
     out_rows = []
     for run in runs:
         model = load_model(DEFENDED / run)
         looks = removed_looks(DEFENDED / run)
+        image_untouched = parse_run_name(run)[0] == "text"
         for name, bench in loaded_benches.items():
-            rows = per_class(bench, base_pred[name], predictions(model, bench, args.batch))
+            pred = predictions(model, bench, args.batch, base_emb[name] if image_untouched else None)
+            rows = per_class(bench, base_pred[name], pred)
             change = sum(r["defended_correct"] - r["base_correct"] for r in rows) / len(bench.labels) * 100
             lost, gained = sum(r["lost"] for r in rows), sum(r["gained"] for r in rows)
             print(f"\n{run} / {name}: top-1 change {change:+.2f} points (lost {lost}, gained {gained}; "
