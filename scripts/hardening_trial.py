@@ -32,6 +32,8 @@ import pandas as pd
 import torch
 from safetensors.torch import load_file
 
+from pipeline.attack.idia import predict_names
+from pipeline.audit.variants import name_sharers
 from pipeline.audit.run import EMBEDDINGS_FILE, PROBES_FILE, probe_table, split_tables, tower_embeddings
 from pipeline.audit.summary import probe_summary
 from pipeline.core.defense_params import image_config_from_dict, text_config_from_dict
@@ -143,12 +145,16 @@ def main() -> None:
                     else:
                         student["visual_student"] = shared_visual
                     defended = dataclasses.replace(loaded, model=build_defended_model(loaded.model, **student).eval())
+                    used = {}
                     probes = probe_table(defended, identities, tables["photos"], candidates,
                                          batch_size=audit["batch_size"], device=device, seed=audit["seed"],
-                                         bf16=audit["bf16"], reuse=reuse, **probe_kw)
+                                         bf16=audit["bf16"], reuse=reuse, keep=used, **probe_kw)
                     cols = list(probes.columns[1:])
                     summary = probe_summary(base_probes[["name"] + cols], probes, members, removed, tau)["probes"]
-                    _, exact = compare(before, attack_table(probes, identities, "exact", tau), removed)
+                    joined, exact = compare(before, attack_table(probes, identities, "exact", tau), removed)
+                    print_survivors(joined, removed, kept)
+                    own_votes = removed_own_votes(used["photos/exact"], used["texts/exact"], tables["photos"],
+                                                  names_all, removed)
                     _, held = compare(attack_table(base_probes, identities, "prompts_heldout", tau),
                                       attack_table(probes, identities, "prompts_heldout", tau), removed)
                     zs = zeroshot_against_base(defended, args.tower != "text", 256, device, Path("data/utility_before"))
@@ -162,6 +168,8 @@ def main() -> None:
                            "name_sharers_before": exact["name_sharers_identified_before"],
                            "fpr": exact["fpr"], "newly_identified_nonmembers": exact["newly_identified_nonmembers"],
                            "heldout_prompts_wrongfully_unlearned_pct": round(held["wrongfully_unlearned_pct"], 2)}
+                    row["exact_removed_own_votes"] = own_votes
+                    print(f"  removed people's own votes (photo x template, exact): {own_votes}", flush=True)
                     for bench, v in sorted(zs.items()):
                         row[f"zeroshot_{bench}_change_points"] = round(100 * v["top1_change"], 2)
                     for probe, s in summary.items():
@@ -172,10 +180,12 @@ def main() -> None:
                     print(json.dumps({key: row[key] for key in list(row)[:12]}), flush=True)
                     if writer is None:
                         fields = list(row) if new_file else next(csv.reader(args.out.open()))
-                        if set(row) - set(fields):
-                            raise SystemExit(f"{args.out}: its columns are not this run's ({', '.join(sorted(set(row) - set(fields)))} "
+                        # CSVs written before own votes were measured lack that column: it is left out of them
+                        missing = set(row) - set(fields) - {"exact_removed_own_votes"}
+                        if missing:
+                            raise SystemExit(f"{args.out}: its columns are not this run's ({', '.join(sorted(missing))} "
                                              "missing); write to another --out")
-                        writer = csv.DictWriter(fh, fieldnames=fields)
+                        writer = csv.DictWriter(fh, fieldnames=fields, extrasaction="ignore")
                         if new_file:
                             writer.writeheader()
                     writer.writerow(row)
@@ -183,6 +193,27 @@ def main() -> None:
                     rows.append(row)
 
     summarise(args.out, args.pool, args.tower)
+
+
+def removed_own_votes(image_emb: torch.Tensor, text_emb: torch.Tensor, photos: pd.DataFrame,
+                      names: list[str], removed: list[str]) -> int:
+    """How many (photo, template) argmax votes of the removed people's attack photos still
+    land on their own name: a finer measure of what is left than the identified count."""
+    index = {n: i for i, n in enumerate(names)}
+    rows = photos["name"].isin(removed).to_numpy()
+    owner = torch.tensor([index[n] for n in photos.loc[rows, "name"]])
+    pred = predict_names(image_emb[torch.from_numpy(rows)], text_emb)
+    return int((pred == owner[:, None]).sum())
+
+
+def print_survivors(joined: pd.DataFrame, removed: list[str], kept: list[str]) -> None:
+    """Removed people the exact attack still identifies: correct templates after / before, their
+    caption count, and whether a kept candidate shares their first or last name (stdout only)."""
+    left = joined[joined["removed"] & joined["identified_after"]]
+    for r in left.itertuples():
+        shares = name_sharers([r.name], kept)
+        print(f"  still identified: {r.name} ({r.correct_after}/{r.correct_before} templates, "
+              f"{r.count} captions; shares a name part with: {', '.join(shares) or 'nobody'})", flush=True)
 
 
 DEFAULT_OUT = {"text": "docs/hardening_trials.csv", "image": "docs/hardening_trials_image.csv",

@@ -1,0 +1,42 @@
+"""scripts/hardening_trial.py: the measures it adds to the probe table (own votes, survivors)."""
+from __future__ import annotations
+
+import importlib.util
+from pathlib import Path
+
+import pandas as pd
+import pytest
+import torch
+
+SCRIPT = Path(__file__).resolve().parents[1] / "scripts" / "hardening_trial.py"
+
+
+@pytest.fixture(scope="module")
+def script():
+    spec = importlib.util.spec_from_file_location("hardening_trial", SCRIPT)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_own_votes_count_photo_template_votes_on_the_own_name(script):
+    names = ["Ann Lee", "Bo Marsh", "Cy Dunn"]
+    photos = pd.DataFrame({"name": ["Ann Lee", "Ann Lee", "Bo Marsh", "Cy Dunn"]})
+    images = torch.eye(3)[[0, 1, 1, 2]]                 # Ann's second photo looks like Bo
+    texts = torch.stack([torch.eye(3),                  # template 1: every name on its own axis
+                         torch.eye(3)[[1, 0, 2]]])      # template 2: Ann and Bo swapped
+    # removed Ann: template 1 -> photo 1 votes Ann, photo 2 votes Bo; template 2 -> Bo, then Ann
+    assert script.removed_own_votes(images, texts, photos, names, ["Ann Lee"]) == 2
+    # removed Bo: template 1 -> Bo; template 2 -> Ann
+    assert script.removed_own_votes(images, texts, photos, names, ["Bo Marsh"]) == 1
+    assert script.removed_own_votes(images, texts, photos, names, ["Ann Lee", "Bo Marsh", "Cy Dunn"]) == 5
+
+
+def test_survivors_name_their_name_sharers(script, capsys):
+    joined = pd.DataFrame({"name": ["Ann Lee", "Bo Marsh"], "removed": [True, True],
+                           "identified_after": [True, False], "correct_after": [2, 0],
+                           "correct_before": [19, 12], "count": [57, 9]})
+    script.print_survivors(joined, ["Ann Lee", "Bo Marsh"], ["Ann Rice", "Tom Lee", "Cy Dunn"])
+    out = capsys.readouterr().out
+    assert "Ann Lee (2/19 templates, 57 captions; shares a name part with: Ann Rice, Tom Lee)" in out
+    assert "Bo Marsh" not in out
