@@ -88,6 +88,10 @@ def main() -> None:
     members = identities.set_index("name")["member"].astype(str).str.lower().isin(["true", "1"])
     before = pd.read_csv(Path("data/idia_before/identities.csv"))
     base_probes = pd.read_csv(AUDIT_BASE / PROBES_FILE)
+    if set(base_probes["name"]) != set(identities["name"]):
+        # e.g. after `dvc exp apply` of another world: the seed experiments do not run audit_base
+        raise SystemExit(f"{AUDIT_BASE / PROBES_FILE} probes other people than {SPLITS / 'identities.csv'} "
+                         "(another world's base model?); run `dvc repro -s audit_base` first")
     # the untouched tower's embeddings come from the base model's audit (none is untouched in both)
     reuse = None if args.tower == "both" else tower_embeddings(load_file(str(AUDIT_BASE / EMBEDDINGS_FILE)),
                                                                "photos" if args.tower == "text" else "texts")
