@@ -156,7 +156,7 @@ def main() -> None:
                     cols = list(probes.columns[1:])
                     summary = probe_summary(base_probes[["name"] + cols], probes, members, removed, tau)["probes"]
                     joined, exact = compare(before, attack_table(probes, identities, "exact", tau), removed)
-                    print_survivors(joined, removed, kept)
+                    print_survivors(joined, kept)
                     own_votes = removed_own_votes(used["photos/exact"], used["texts/exact"], tables["photos"],
                                                   names_all, removed)
                     _, held = compare(attack_table(base_probes, identities, "prompts_heldout", tau),
@@ -210,7 +210,7 @@ def removed_own_votes(image_emb: torch.Tensor, text_emb: torch.Tensor, photos: p
     return int((pred == owner[:, None]).sum())
 
 
-def print_survivors(joined: pd.DataFrame, removed: list[str], kept: list[str]) -> None:
+def print_survivors(joined: pd.DataFrame, kept: list[str]) -> None:
     """Removed people the exact attack still identifies: correct templates after / before, their
     caption count, and whether a kept candidate shares their first or last name (stdout only)."""
     left = joined[joined["removed"] & joined["identified_after"]]

@@ -1,22 +1,16 @@
 """scripts/hardening_trial.py: the measures it adds to the probe table (own votes, survivors)."""
 from __future__ import annotations
 
-import importlib.util
-from pathlib import Path
-
 import pandas as pd
 import pytest
 import torch
 
-SCRIPT = Path(__file__).resolve().parents[1] / "scripts" / "hardening_trial.py"
+from tests.scripts_helpers import load_script
 
 
 @pytest.fixture(scope="module")
 def script():
-    spec = importlib.util.spec_from_file_location("hardening_trial", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_script("hardening_trial")
 
 
 def test_own_votes_count_photo_template_votes_on_the_own_name(script):
@@ -36,7 +30,7 @@ def test_survivors_name_their_name_sharers(script, capsys):
     joined = pd.DataFrame({"name": ["Ann Lee", "Bo Marsh"], "removed": [True, True],
                            "identified_after": [True, False], "correct_after": [2, 0],
                            "correct_before": [19, 12], "count": [57, 9]})
-    script.print_survivors(joined, ["Ann Lee", "Bo Marsh"], ["Ann Rice", "Tom Lee", "Cy Dunn"])
+    script.print_survivors(joined, ["Ann Rice", "Tom Lee", "Cy Dunn"])
     out = capsys.readouterr().out
     assert "Ann Lee (2/19 templates, 57 captions; shares a name part with: Ann Rice, Tom Lee)" in out
     assert "Bo Marsh" not in out

@@ -1,19 +1,17 @@
 """scripts/plot_removal_vs_hair.py draws a committed trial table and refuses one without image rows."""
 from __future__ import annotations
 
-import importlib.util
 from pathlib import Path
 
 import pandas as pd
+
+from tests.scripts_helpers import load_script
 
 REPO = Path(__file__).resolve().parents[1]
 
 
 def _script():
-    spec = importlib.util.spec_from_file_location("plot_removal_vs_hair", REPO / "scripts" / "plot_removal_vs_hair.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_script("plot_removal_vs_hair")
 
 
 def test_it_draws_the_committed_development_pool_trials(tmp_path):

@@ -1,7 +1,6 @@
 """scripts/zeroshot_by_class.py: the paired per-class counts behind a zero-shot change."""
 from __future__ import annotations
 
-import importlib.util
 from pathlib import Path
 
 import pytest
@@ -9,16 +8,12 @@ import torch
 
 from pipeline.core.errors import PipelineError
 from pipeline.evaluation.zeroshot import Benchmark
-
-SCRIPT = Path(__file__).resolve().parents[1] / "scripts" / "zeroshot_by_class.py"
+from tests.scripts_helpers import load_script
 
 
 @pytest.fixture(scope="module")
 def script():
-    spec = importlib.util.spec_from_file_location("zeroshot_by_class", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_script("zeroshot_by_class")
 
 
 def test_per_class_counts_are_paired_image_by_image(script):
