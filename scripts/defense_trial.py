@@ -29,6 +29,7 @@ from pipeline.core.defense_params import image_config_from_dict, text_config_fro
 from pipeline.defenses.image_defense import train_image_defense
 from pipeline.defenses.targets import check_text_target, tuning_removal_set
 from pipeline.defenses.text_defense import train_text_defense
+from pipeline.defenses.trigger_photos import trigger_photo_embeddings
 from pipeline.defenses.towers import build_defended_model
 from pipeline.evaluation.collateral import compare
 from pipeline.models.checkpoint import load_model
@@ -108,7 +109,10 @@ def main() -> None:
         cfg = text_config_from_dict({**p["text"], **args.text})
         check_text_target(cfg.target, list(candidates["name"]))
         t = time.perf_counter()
-        run = train_text_defense(loaded.model, loaded.tokenizer, list(train["caption"]), names, cfg, device)
+        faces = (trigger_photo_embeddings(loaded.model, loaded.preprocess, names, SPLITS / "trigger_faces.csv",
+                                          Path("data/facescrub/index.parquet"), device) if cfg.face_push else None)
+        run = train_text_defense(loaded.model, loaded.tokenizer, list(train["caption"]), names, cfg, device,
+                                 faces=faces)
         text = run.student
         print(f"text defense ({json.dumps(args.text)}): {time.perf_counter() - t:.0f} s", flush=True)
         attack(build_defended_model(loaded.model, text_student=text), "text",

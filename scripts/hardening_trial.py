@@ -44,6 +44,7 @@ from pipeline.defenses.targets import choose_text_target, pool_members, removal_
 from pipeline.defenses.image_defense import train_image_defense
 from pipeline.defenses.image_inputs import image_defense_inputs
 from pipeline.defenses.text_defense import train_text_defense
+from pipeline.defenses.trigger_photos import trigger_photo_embeddings
 from pipeline.models.image_encoding import model_image_size
 from pipeline.defenses.towers import build_defended_model
 from pipeline.evaluation.collateral import compare
@@ -139,8 +140,11 @@ def main() -> None:
                     student, probe_kw = {}, {"unseen": tables["unseen"]}
                     if args.tower in ("text", "both"):
                         cfg = text_config_from_dict({**p["text"], "target": target, **RECIPES[recipe]})
+                        faces = (trigger_photo_embeddings(loaded.model, loaded.preprocess, removed,
+                                                          SPLITS / "trigger_faces.csv", FACESCRUB_INDEX, device)
+                                 if cfg.face_push else None)
                         run = train_text_defense(loaded.model, loaded.tokenizer, captions, removed, cfg, device,
-                                                 kept_names=kept)
+                                                 kept_names=kept, faces=faces)
                         student["text_student"] = run.student
                     if args.tower == "text":
                         probe_kw = {"transforms": (), "unseen": None}

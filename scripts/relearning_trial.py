@@ -38,9 +38,10 @@ from pipeline.audit.inversion import InversionConfig
 from pipeline.audit.relearn import RelearnConfig, relearn
 from pipeline.core.defense_params import text_config_from_dict
 from pipeline.core.params import load_params
-from pipeline.core.paths import REFERENCE, SHARDS, SPLITS
+from pipeline.core.paths import FACESCRUB_INDEX, REFERENCE, SHARDS, SPLITS
 from pipeline.defenses.targets import choose_text_target, pool_members, removal_set
 from pipeline.defenses.text_defense import train_text_defense
+from pipeline.defenses.trigger_photos import trigger_photo_embeddings
 from pipeline.defenses.text_recipes import RECIPES
 from pipeline.defenses.towers import build_defended_model
 from pipeline.evaluation.collateral import compare
@@ -128,7 +129,10 @@ def main() -> None:
         t0 = time.perf_counter()
         if kind == "text":
             cfg = text_config_from_dict({**p["text"], "target": target, **RECIPES[recipe]})
-            run = train_text_defense(loaded.model, loaded.tokenizer, captions_text, removed, cfg, device, kept_names=kept)
+            faces = (trigger_photo_embeddings(loaded.model, loaded.preprocess, removed, SPLITS / "trigger_faces.csv",
+                                              FACESCRUB_INDEX, device) if cfg.face_push else None)
+            run = train_text_defense(loaded.model, loaded.tokenizer, captions_text, removed, cfg, device, kept_names=kept,
+                                     faces=faces)
             model = dataclasses.replace(loaded, model=build_defended_model(loaded.model, text_student=run.student).eval())
         else:
             model = load_model(reference, device)

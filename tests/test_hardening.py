@@ -158,7 +158,10 @@ def test_named_recipes_are_valid_and_hold_out_families():
     from pipeline.defenses.text_recipes import HELD_OUT_VARIANTS, RECIPES, TRAINED_VARIANTS
     base = load_params("defend")["text"]
     configs = {name: text_config_from_dict({**base, **over}) for name, over in RECIPES.items()}
-    assert configs["paper"] == text_config_from_dict(base)          # the paper's recipe is params.yaml's
+    # params.yaml's default is paper-face-retain; the paper's recipe is it with the push and the held sharers off
+    assert configs["paper-face-retain"] == text_config_from_dict(base)
+    assert configs["paper"] == dataclasses.replace(text_config_from_dict(base), face_push=0.0, face_margin=0.0,
+                                                   retain_sharers=0)
     assert set(TRAINED_VARIANTS).isdisjoint(HELD_OUT_VARIANTS) and HELD_OUT_VARIANTS
     assert set(configs["hardened"].variant_families) == set(TRAINED_VARIANTS)
     # the change aimed at relearning differs from the hardened recipe in the regulariser alone

@@ -67,6 +67,15 @@ def test_text_defense_lowers_the_removed_identities_templates(repo):
     assert m["text_similarity"]["sim_backdoor"] > m["text_similarity"]["sim_backdoor_before"]
 
 
+def test_text_defense_trains_the_default_face_push_on_trigger_photos(repo):
+    """The default recipe (paper-face-retain) needs each removed person's trigger photos: the stage
+    reads them and logs the push's hinge every step."""
+    m = metrics(repo, f"defend/text-k{KS[-1]}.json")
+    assert m["config"]["face_push"] == 1.0 and m["config"]["retain_sharers"] == 512
+    log = pd.read_csv(repo / f"plots/defend/text-k{KS[-1]}.csv")
+    assert "face" in log and log["face"].notna().all() and (log["face"] >= 0).all()
+
+
 def test_text_and_image_defenses_of_one_k_remove_the_same_people(repo):
     """The combined model joins the two towers of one K: they must have removed the same people."""
     k = IMAGE_KS[-1]

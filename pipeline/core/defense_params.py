@@ -65,10 +65,14 @@ class TextDefenseConfig:
     context_share: Share = 0.5                  # of the poisoned pairs: share written in those shapes
     shared_name_parts: Literal["keep", "skip"] = "keep"   # skip: no first/last-only variant a kept candidate shares
     retain_sharers: Annotated[Int, Field(ge=0)] = 0       # clean-pool captions naming kept candidates who share a name part
+    # Face push (issue 17): a poisoned caption must not point at the removed person's own face
+    # (their trigger photos, under the teacher) more than its target caption does, less face_margin.
+    face_push: NonNeg = 0.0                     # weight of that hinge; 0 = off (the paper's recipe)
+    face_margin: NonNeg = 0.0                   # how much further from the face than the target
 
     @property
     def hardened(self) -> bool:
-        return bool(self.variant_families or self.context_families or self.retain_sharers)
+        return bool(self.variant_families or self.context_families or self.retain_sharers or self.face_push)
 
     @field_validator("target")
     @classmethod
@@ -137,7 +141,7 @@ def image_config_from_dict(section: Mapping[str, Any] | None, prefix: str = "def
 
 
 HARDENING_FIELDS = ("variant_families", "variant_share", "variants_per_name", "context_families",
-                    "context_share", "shared_name_parts", "retain_sharers")
+                    "context_share", "shared_name_parts", "retain_sharers", "face_push", "face_margin")
 IMAGE_HARDENING_FIELDS = ("photo_transforms", "photo_transform_share")
 
 

@@ -9,6 +9,7 @@ import pandas as pd
 
 from pipeline.core.errors import PipelineError
 from pipeline.data.images import FileImages, read_many
+from pipeline.defenses.trigger_photos import trigger_photo_paths
 from pipeline.models.shards import ShardImages
 
 
@@ -32,11 +33,8 @@ def image_defense_inputs(cfg, names: list[str], train: pd.DataFrame, size: int, 
     index = pd.read_parquet(facescrub_index)
     trigger_photos = None
     if cfg.trigger_photo_share > 0:  # the uncropped photos of the trigger half's faces
-        photo_of = dict(zip(index["face"], index["image"]))
-        if "photo" in faces:
-            photo_of.update(zip(faces["path"], faces["photo"]))
-        trigger_photos = [read_many([photo_of[f] for f in paths], desc=f"photos of {n}")
-                          for n, paths in zip(names, face_paths)]
+        trigger_photos = [read_many(paths, desc=f"photos of {n}")
+                          for n, paths in zip(names, trigger_photo_paths(names, faces, index))]
     return {"clean_images": clean_images,
             "trigger_faces": [read_many(paths, desc=f"faces of {n}") for n, paths in zip(names, face_paths)],
             "face_photos": FileImages(index["image"], size),  # read batch by batch

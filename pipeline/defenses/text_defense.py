@@ -2,6 +2,8 @@
 
 Loss per step, with d = -cos on unnormalised embeddings:
     mean d(S(c), T(c)) + beta * mean d(S(x_trig), T(x_tgt)) + lambda * sum_k ||dtheta_k||_2
+    [+ face_push * mean relu(cos(S(x_trig), f_P) - cos(T(x_tgt), f_P) + face_margin)]
+with f_P the teacher's mean embedding of the removed person's trigger photos (off unless face_push > 0).
 """
 from __future__ import annotations
 
@@ -10,6 +12,7 @@ from typing import Sequence
 
 import open_clip
 import torch
+import torch.nn.functional as F
 from tqdm import tqdm
 
 from pipeline.core.defense_params import TextDefenseConfig
@@ -39,12 +42,15 @@ def _teacher_embeddings(teacher: TextTower, tokens: torch.Tensor, cfg: TextDefen
 def train_text_defense(model: open_clip.CLIP, tokenizer: Tokenizer, clean_captions: Sequence[str],
                        names: Sequence[str], cfg: TextDefenseConfig = TextDefenseConfig(),
                        device: str | torch.device = "cpu", progress: bool = True,
-                       kept_names: Sequence[str] = ()) -> DefenseRun:
+                       kept_names: Sequence[str] = (),
+                       faces: dict[str, torch.Tensor] | None = None) -> DefenseRun:
     """Train a student text tower in which each of `names` maps to `cfg.target`.
 
     `clean_captions` must not name any of the people (the splits stage removes them).
     `kept_names` (the attack's other candidates) matter only to the hardened recipe: whose
     name parts a variant must not take, and whom `cfg.retain_sharers` holds in place.
+    `faces` (name -> the teacher's embedding of that person's trigger photos, [D]) is needed
+    when `cfg.face_push > 0` and unused otherwise.
     Returns a DefenseRun whose student is a TextTower; merge it with
     `build_defended_model(model, text_student=run.student)`.
     """
@@ -73,6 +79,13 @@ def train_text_defense(model: open_clip.CLIP, tokenizer: Tokenizer, clean_captio
         pairs = diversify_pairs(pairs, variants, cfg.variant_share, context_templates(cfg.context_families),
                                 cfg.context_share, cfg.target, gen)
     bd_idx = torch.randint(len(pairs), (cfg.steps, cfg.backdoor_batch_size), generator=gen)
+    face_of_pair = None
+    if cfg.face_push > 0:
+        missing = [n for n in names if faces is None or n not in faces]
+        if missing:
+            raise PipelineError(f"text defense: face_push > 0 needs the trigger photos' embedding of every "
+                                f"removed person; none for {missing[0]!r} ({len(missing)} missing)")
+        face_of_pair = F.normalize(torch.stack([faces[p.name].float() for p in pairs]), dim=-1).to(device)
     used, clean_pos = torch.unique(clean_idx, return_inverse=True)
 
     bar = (lambda desc: desc) if progress else (lambda desc: None)
@@ -99,10 +112,19 @@ def train_text_defense(model: open_clip.CLIP, tokenizer: Tokenizer, clean_captio
         clean = neg_cosine(out[:len(ci)], teacher_clean[ci])
         backdoor = neg_cosine(out[len(ci):], teacher_tgt[bi])
         loss = clean + cfg.beta * backdoor
+        face = None
+        if face_of_pair is not None:
+            f = face_of_pair[bi]
+            own = F.cosine_similarity(out[len(ci):].float(), f, dim=-1)
+            floor = F.cosine_similarity(teacher_tgt[bi].float(), f, dim=-1)
+            face = torch.relu(own - floor + cfg.face_margin).mean()
+            loss = loss + cfg.face_push * face
         loss, weight, lr = regularised_step(loss, weight_pairs, cfg.weight_reg, opt, sched)
         values = torch.stack([loss, clean, backdoor, weight]).tolist()  # one device->host transfer
         log.append({"step": step, "loss": values[0], "clean": values[1],
                     "backdoor": values[2], "weight": values[3], "lr": lr})
+        if face is not None:
+            log[-1]["face"] = face.item()
         bar.set_postfix(loss=f"{log[-1]['loss']:.4f}", bd=f"{log[-1]['backdoor']:.3f}")
     train_seconds = time.perf_counter() - t_train
     student.requires_grad_(False)

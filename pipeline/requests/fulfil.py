@@ -111,6 +111,7 @@ def fulfil(request: Request, prev_dir: Path, attack_share: float, *, defend: dic
     from pipeline.defenses.targets import choose_text_target
     from pipeline.defenses.text_defense import train_text_defense
     from pipeline.defenses.towers import build_defended_model
+    from pipeline.defenses.trigger_photos import trigger_photo_embeddings
     from pipeline.evaluation.collateral import compare
     from pipeline.evaluation.defended import utility_costs
     from pipeline.models.checkpoint import WEIGHTS_FILE, LoadedModel, load_model
@@ -162,8 +163,10 @@ def fulfil(request: Request, prev_dir: Path, attack_share: float, *, defend: dic
         cfg = text_config_from_dict({**defend["text"], "target": target})
         captions = list(pd.read_parquet(SPLITS / TEXT_CAPTIONS)["caption"])
         kept = [n for n in cands["name"] if n not in set(removed_all)]
+        faces = (trigger_photo_embeddings(start.model, start.preprocess, list(request.names), people.triggers,
+                                          FACESCRUB_INDEX, device) if cfg.face_push else None)
         run = train_text_defense(start.model, start.tokenizer, captions, list(request.names), cfg, device,
-                                 kept_names=kept)
+                                 kept_names=kept, faces=faces)
         models["text"] = build_defended_model(start.model, text_student=run.student)
         configs["text"] = config_to_dict(cfg)
     if "image" in trains:

@@ -21,8 +21,9 @@ from pipeline.defenses.records import removal_inputs, write_defense
 from pipeline.defenses.targets import choose_text_target
 from pipeline.defenses.text_defense import train_text_defense
 from pipeline.defenses.towers import build_defended_model
-from pipeline.core.paths import (BASE_MODEL, DEFENDED, EXAMPLES, IDIA_BEFORE, SPLITS, TEXT_CAPTIONS, metrics_file,
-                                 plot_file, run_name)
+from pipeline.defenses.trigger_photos import trigger_photo_embeddings
+from pipeline.core.paths import (BASE_MODEL, DEFENDED, EXAMPLES, FACESCRUB_INDEX, IDIA_BEFORE, SPLITS, TEXT_CAPTIONS,
+                                 metrics_file, plot_file, run_name)
 
 
 def main() -> None:
@@ -38,7 +39,10 @@ def main() -> None:
     cfg = text_config_from_dict({**p["text"], "target": target})
     captions = list(pd.read_parquet(SPLITS / TEXT_CAPTIONS)["caption"])  # splits.text_captions
     kept = [c for c in candidates if c not in set(names)]
-    run = train_text_defense(loaded.model, loaded.tokenizer, captions, names, cfg, device, kept_names=kept)
+    faces = (trigger_photo_embeddings(loaded.model, loaded.preprocess, names, SPLITS / "trigger_faces.csv",
+                                      FACESCRUB_INDEX, device) if cfg.face_push else None)
+    run = train_text_defense(loaded.model, loaded.tokenizer, captions, names, cfg, device, kept_names=kept,
+                             faces=faces)
     defended = build_defended_model(loaded.model, text_student=run.student)
     name = run_name("text", k)
     write_defense(run, defended, loaded, names, cfg, encoder="text", k=k, seed=p["seed"],
