@@ -426,3 +426,21 @@ def test_the_audit_section_shows_base_defended_and_reference_side_by_side(tmp_pa
     assert [c.strip() for c in lines[2].strip("|").split("|")] == ["text-k4", "0 / 4 (0.90)", "1 / 4 (0.90)",
                                                                    "3 / 4 (0.95)", "2 / 4", "2 / 4, median 30 steps"]
     assert [c.strip() for c in lines[3].strip("|").split("|")][-3:] == ["1 / 4 (–)", "1 / 4", "–"]
+
+
+def test_text_recipe_beyond_the_paper_is_said_only_when_on(tmp_path):
+    """The demo's text default (paper-face-retain) adds a face push and held name sharers: the
+    report says so for such a run, and says nothing of it for the paper's recipe."""
+    paper, face = tmp_path / "paper", tmp_path / "face"
+    for root in (paper, face):
+        make_fake_repo(root, encoders=("text",), ks=(1, 4), text_regs=(0.01,))
+    metric = face / "metrics/defend/text-k4.json"
+    m = json.loads(metric.read_text())
+    m["config"].update(face_push=1.0, face_margin=0.05, retain_sharers=512)
+    metric.write_text(json.dumps(m))
+    build_report(paper, paper / "reports", OPTIONS)
+    build_report(face, face / "reports", OPTIONS)
+    assert "face push" not in (paper / "reports/report.md").read_text()
+    md = (face / "reports/report.md").read_text()
+    assert "a face push\n(weight 1) keeps" in md and "less\n0.05 cosine" in md
+    assert "512 clean captions naming kept" in md

@@ -135,6 +135,9 @@ def _examples(inp: Inputs, figs: Figures, anon: Pseudonymizer) -> dict:
             "image_grid": grid,
             "text_run": tsource.name if tsource else None,
             "target": tsource.defense["text"].get("target") if tsource else None,
+            "face_push": float(tsource.defense["text"].get("face_push", 0.0) or 0.0) if tsource else 0.0,
+            "face_margin": float(tsource.defense["text"].get("face_margin", 0.0) or 0.0) if tsource else 0.0,
+            "retain_sharers": int(tsource.defense["text"].get("retain_sharers", 0) or 0) if tsource else 0,
             "captions": examples.poisoned_captions(inp.root, tsource.name) if tsource else []}
 
 
