@@ -103,3 +103,21 @@ def test_default_is_paper_face_retain_and_the_paper_switches_it_off():
         # a paper-recipe run records what it recorded before the options existed
         assert "face_push" not in config_to_dict(paper) and "retain_sharers" not in config_to_dict(paper)
     assert config_to_dict(default)["face_push"] == 1.0
+
+
+def test_trigger_photos_are_the_whole_photos_behind_the_trigger_faces(tmp_path):
+    """The push's face is read from the uncropped photos of the trigger half (a request's own
+    photo where it brought one); a removed person without any gets one error line."""
+    import pandas as pd
+
+    from pipeline.defenses.trigger_photos import trigger_photo_embeddings, trigger_photo_paths
+
+    index = pd.DataFrame({"face": ["f/a1.jpg", "f/a2.jpg", "f/b1.jpg"],
+                          "image": ["p/a1.jpg", "p/a2.jpg", "p/b1.jpg"]})
+    faces = pd.DataFrame({"name": ["Ann Lee", "Ann Lee", "Bo Marsh"], "path": ["f/a1.jpg", "f/a2.jpg", "f/b1.jpg"]})
+    assert trigger_photo_paths(["Bo Marsh", "Ann Lee"], faces, index) == [["p/b1.jpg"], ["p/a1.jpg", "p/a2.jpg"]]
+    request = faces.assign(photo=["r/a1.jpg", "r/a2.jpg", "r/b1.jpg"])
+    assert trigger_photo_paths(["Ann Lee"], request, index) == [["r/a1.jpg", "r/a2.jpg"]]
+    index.to_parquet(tmp_path / "index.parquet")
+    with pytest.raises(PipelineError, match="no trigger photo of 'Cy Dorn'.*face_push: 0"):
+        trigger_photo_embeddings(None, None, ["Ann Lee", "Cy Dorn"], faces, tmp_path / "index.parquet", "cpu")
