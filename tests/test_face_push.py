@@ -6,24 +6,13 @@ from __future__ import annotations
 import pytest
 import torch
 import torch.nn.functional as F
-from open_clip.tokenizer import SimpleTokenizer
 
 from pipeline.core.errors import PipelineError
 from pipeline.defenses.poisoned_captions import example_poisoned_captions
 from pipeline.defenses.text_defense import train_text_defense
 from pipeline.defenses.text_recipes import RECIPES
 from pipeline.models.text_encoding import TextTower
-from tests.test_defenses import CAPTIONS, CONTEXT, NAMES, small_text_cfg, tiny_clip
-
-
-@pytest.fixture(scope="module")
-def model():
-    return tiny_clip()
-
-
-@pytest.fixture(scope="module")
-def tokenizer():
-    return SimpleTokenizer(context_length=CONTEXT)
+from tests.test_defenses import CAPTIONS, NAMES, model, small_text_cfg, tokenizer  # noqa: F401 (fixtures)
 
 
 def own_faces(model, tokenizer) -> dict[str, torch.Tensor]:
