@@ -13,12 +13,13 @@ from pipeline.audit.variants import FAMILIES
 # Which families the hardened recipe trains on; the rest are held out for the audit.
 TRAINED_VARIANTS = ["last_first", "first_only", "last_only", "typo"]
 HELD_OUT_VARIANTS = [f for f in FAMILIES if f not in TRAINED_VARIANTS]   # dropped_letter, initials_last, homoglyph
+HARDENED = {"variant_families": TRAINED_VARIANTS, "variant_share": 0.5, "variants_per_name": 4,
+            "context_families": ["photo", "event", "portrait", "news", "languages"], "context_share": 0.5,
+            "shared_name_parts": "skip"}
 # The paper's recipe: the exact name only, no face push, nothing held in place (docs/method.md §2).
 PAPER = {"variant_families": [], "context_families": [], "shared_name_parts": "keep", "retain_sharers": 0,
          "face_push": 0.0, "face_margin": 0.0}
-HARDENED = {**PAPER, "variant_families": TRAINED_VARIANTS, "variant_share": 0.5, "variants_per_name": 4,
-            "context_families": ["photo", "event", "portrait", "news", "languages"], "context_share": 0.5,
-            "shared_name_parts": "skip"}
+HARDENED = {**PAPER, **HARDENED}
 # the demo default (params.yaml defend.text): chosen by issue 17's rule on the test pool
 FACE_RETAIN = {**PAPER, "face_push": 1.0, "face_margin": 0.05, "retain_sharers": 512}
 RECIPES = {

@@ -25,7 +25,7 @@ def trigger_photo_paths(names: list[str], faces: pd.DataFrame, index: pd.DataFra
 
 def trigger_photo_embeddings(model: torch.nn.Module, preprocess, names: list[str], trigger_faces: Path | pd.DataFrame,
                              facescrub_index: Path, device: str | torch.device) -> dict[str, torch.Tensor]:
-    """Per name, the mean of the model's unit embeddings of its trigger photos: the face the text
+    """Per name, the model's mean (unit) embedding of its trigger photos: the face the text
     defense's face push keeps the name's poisoned captions away from."""
     faces = trigger_faces if isinstance(trigger_faces, pd.DataFrame) else pd.read_csv(trigger_faces)
     paths = trigger_photo_paths(names, faces, pd.read_parquet(facescrub_index))
