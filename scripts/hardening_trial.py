@@ -37,9 +37,11 @@ from pipeline.audit.variants import name_sharers
 from pipeline.audit.run import EMBEDDINGS_FILE, PROBES_FILE, probe_table, split_tables, tower_embeddings
 from pipeline.audit.summary import probe_summary
 from pipeline.core.defense_params import image_config_from_dict, text_config_from_dict
+from pipeline.core.errors import PipelineError
 from pipeline.core.params import load_params
 from pipeline.core.paths import FACESCRUB_INDEX, SHARDS
 from pipeline.defenses.text_recipes import HELD_OUT_VARIANTS, RECIPES, TRAINED_VARIANTS
+from pipeline.experiments.trial_recipes import load_trial_recipes
 from pipeline.defenses.targets import choose_text_target, pool_members, removal_set
 from pipeline.defenses.image_defense import train_image_defense
 from pipeline.defenses.image_inputs import image_defense_inputs
@@ -70,6 +72,8 @@ def main() -> None:
                     "(default: defend.image_recipe)")
     ap.add_argument("--recipes", nargs="+", default=["paper", "hardened"],
                     help=f"text and both: {', '.join(RECIPES)}; image: a key of defend.image_recipes")
+    ap.add_argument("--recipe-file", type=Path, help="YAML of more text recipes (name: options of defend.text "
+                    "over the paper's recipe), written before their runs, e.g. docs/trial_recipes.yaml")
     ap.add_argument("--pool", choices=["dev", "test"], default="dev")
     ap.add_argument("--out", type=Path, help="CSV the rows are appended to (default: docs/hardening_trials.csv; "
                     "docs/hardening_trials_image.csv, docs/hardening_trials_both.csv for --tower image, both)")
@@ -96,8 +100,12 @@ def main() -> None:
     # the untouched tower's embeddings come from the base model's audit (none is untouched in both)
     reuse = None if args.tower == "both" else tower_embeddings(load_file(str(AUDIT_BASE / EMBEDDINGS_FILE)),
                                                                "photos" if args.tower == "text" else "texts")
-    if args.tower in ("text", "both") and set(args.recipes) - set(RECIPES):
-        ap.error(f"text recipes: {', '.join(RECIPES)}")
+    try:
+        recipes = load_trial_recipes(args.recipe_file, p["text"])
+    except PipelineError as e:
+        ap.error(str(e))
+    if args.tower in ("text", "both") and set(args.recipes) - set(recipes):
+        ap.error(f"text recipes: {', '.join(recipes)}")
     image_recipe = args.image_recipe or p["image_recipe"]
     if args.tower == "both" and image_recipe not in p["image_recipes"]:
         ap.error(f"--image-recipe {image_recipe!r}: not a key of defend.image_recipes ({', '.join(p['image_recipes'])})")
@@ -139,7 +147,7 @@ def main() -> None:
                     t0 = time.perf_counter()
                     student, probe_kw = {}, {"unseen": tables["unseen"]}
                     if args.tower in ("text", "both"):
-                        cfg = text_config_from_dict({**p["text"], "target": target, **RECIPES[recipe]})
+                        cfg = text_config_from_dict({**p["text"], "target": target, **recipes[recipe]})
                         faces = (trigger_photo_embeddings(loaded.model, loaded.preprocess, removed,
                                                           SPLITS / "trigger_faces.csv", FACESCRUB_INDEX, device)
                                  if cfg.face_push else None)

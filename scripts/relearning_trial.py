@@ -37,12 +37,14 @@ from pipeline.audit.adaptive import attack_on_removed, few_shot_rows, inversion_
 from pipeline.audit.inversion import InversionConfig
 from pipeline.audit.relearn import RelearnConfig, relearn
 from pipeline.core.defense_params import text_config_from_dict
+from pipeline.core.errors import PipelineError
 from pipeline.core.params import load_params
 from pipeline.core.paths import FACESCRUB_INDEX, REFERENCE, SHARDS, SPLITS
 from pipeline.defenses.targets import choose_text_target, pool_members, removal_set
 from pipeline.defenses.text_defense import train_text_defense
 from pipeline.defenses.trigger_photos import trigger_photo_embeddings
 from pipeline.defenses.text_recipes import RECIPES
+from pipeline.experiments.trial_recipes import load_trial_recipes
 from pipeline.defenses.towers import build_defended_model
 from pipeline.evaluation.collateral import compare
 from pipeline.evaluation.defended import zeroshot_against_base
@@ -68,8 +70,10 @@ def append(path: Path, rows: list[dict]) -> None:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--recipes", nargs="*", default=["paper", "hardened", "hardened-noreg"], choices=list(RECIPES),
-                    help="text recipes to train (none: R alone)")
+    ap.add_argument("--recipes", nargs="*", default=["paper", "hardened", "hardened-noreg"],
+                    help=f"text recipes to train (none: R alone): {', '.join(RECIPES)} or one of --recipe-file")
+    ap.add_argument("--recipe-file", type=Path, help="YAML of more text recipes (name: options of defend.text "
+                    "over the paper's recipe), written before their runs, e.g. docs/trial_recipes.yaml")
     ap.add_argument("--pool", choices=["dev", "test"], default="test")
     ap.add_argument("--shots", type=int, nargs="*", default=[4], help="few-shot relearning: n photos per batch")
     ap.add_argument("--no-reference", action="store_true", help="leave R out")
@@ -84,6 +88,12 @@ def main() -> None:
         raise SystemExit("--few-shot-only needs --shots N [N ...]")
 
     p, audit, tau = load_params("defend"), load_params("audit"), load_params("idia_before")["tau"]
+    try:
+        recipes = load_trial_recipes(args.recipe_file, p["text"])
+    except PipelineError as e:
+        ap.error(str(e))
+    if set(args.recipes) - set(recipes):
+        ap.error(f"--recipes: {', '.join(sorted(set(args.recipes) - set(recipes)))} unknown; known: {', '.join(recipes)}")
     a = audit["adaptive"]
     k, seed = audit["reference_k"], p["seed"]
     device = resolve_device(args.device, "--device")
@@ -128,7 +138,7 @@ def main() -> None:
     for label, (kind, recipe) in models.items():
         t0 = time.perf_counter()
         if kind == "text":
-            cfg = text_config_from_dict({**p["text"], "target": target, **RECIPES[recipe]})
+            cfg = text_config_from_dict({**p["text"], "target": target, **recipes[recipe]})
             faces = (trigger_photo_embeddings(loaded.model, loaded.preprocess, removed, SPLITS / "trigger_faces.csv",
                                               FACESCRUB_INDEX, device) if cfg.face_push else None)
             run = train_text_defense(loaded.model, loaded.tokenizer, captions_text, removed, cfg, device, kept_names=kept,
