@@ -33,7 +33,7 @@ import torch
 from safetensors.torch import load_file
 
 from pipeline.attack.idia import predict_names
-from pipeline.audit.variants import name_sharers
+from pipeline.audit.variants import name_parts, name_sharers
 from pipeline.audit.run import EMBEDDINGS_FILE, PROBES_FILE, probe_table, split_tables, tower_embeddings
 from pipeline.audit.summary import probe_summary
 from pipeline.core.defense_params import image_config_from_dict, text_config_from_dict
@@ -77,6 +77,8 @@ def main() -> None:
     ap.add_argument("--pool", choices=["dev", "test"], default="dev")
     ap.add_argument("--out", type=Path, help="CSV the rows are appended to (default: docs/hardening_trials.csv; "
                     "docs/hardening_trials_image.csv, docs/hardening_trials_both.csv for --tower image, both)")
+    ap.add_argument("--people-out", type=Path, help="CSV of one row per removed person and probe (correct "
+                    "templates, identified, which kept candidates share their first or last name), appended")
     ap.add_argument("--device", default="auto")
     ap.add_argument("--summary-only", action="store_true", help="train nothing: summarise the runs in --out")
     args = ap.parse_args()
@@ -207,6 +209,8 @@ def main() -> None:
                     writer.writerow(row)
                     fh.flush()
                     rows.append(row)
+                    if args.people_out:
+                        write_people(args.people_out, {k_: row[k_] for k_ in list(row)[:5]}, probes, removed, kept, tau)
 
     summarise(args.out, args.pool, args.tower)
 
@@ -230,6 +234,26 @@ def print_survivors(joined: pd.DataFrame, kept: list[str]) -> None:
         shares = name_sharers([r.name], kept)
         print(f"  still identified: {r.name} ({r.correct_after}/{r.correct_before} templates, "
               f"{r.count} captions; shares a name part with: {', '.join(shares) or 'nobody'})", flush=True)
+
+
+def write_people(path: Path, run: dict, probes: pd.DataFrame, removed: list[str], kept: list[str], tau: int) -> None:
+    """Per removed person and probe: correct templates, identified, and the kept candidates who
+    share the person's first or last name (a partial-name probe cannot tell those apart from the
+    person, and issue 17 point 3 asks to keep them), appended to `path`."""
+    table = probes.set_index("name")
+    rows = []
+    for name in removed:
+        first, last = name_parts(name)
+        same_first = [o for o in kept if name_parts(o)[0] == first]
+        same_last = [o for o in kept if last and name_parts(o)[1] == last]
+        for probe in probes.columns[1:]:
+            correct = int(table.at[name, probe])
+            rows.append({**run, "name": name, "probe": probe, "correct_templates": correct,
+                         "identified": correct >= tau if correct >= 0 else None,
+                         "kept_sharing_first": "; ".join(same_first), "kept_sharing_last": "; ".join(same_last)})
+    df = pd.DataFrame(rows)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    df.to_csv(path, mode="a", header=not path.is_file(), index=False)
 
 
 DEFAULT_OUT = {"text": "docs/hardening_trials.csv", "image": "docs/hardening_trials_image.csv",

@@ -34,3 +34,21 @@ def test_survivors_name_their_name_sharers(script, capsys):
     out = capsys.readouterr().out
     assert "Ann Lee (2/19 templates, 57 captions; shares a name part with: Ann Rice, Tom Lee)" in out
     assert "Bo Marsh" not in out
+
+
+def test_people_rows_say_who_is_found_by_which_probe_and_who_shares_the_name(script, tmp_path):
+    probes = pd.DataFrame({"name": ["Ann Lee", "Bo Marsh", "Cy Dunn"], "exact": [0, 3, 20],
+                           "name_last_only": [4, 0, 9], "name_first_only": [-1, 1, 9]})
+    out = tmp_path / "people.csv"
+    run = {"tower": "text", "pool": "test", "removal_seed": 1, "k": 2, "recipe": "r"}
+    for _ in range(2):   # appended, one header
+        script.write_people(out, run, probes, ["Ann Lee", "Bo Marsh"], ["Tom Lee", "Ann Rice", "Cy Dunn"], tau=2)
+    rows = pd.read_csv(out, keep_default_na=False)
+    assert len(rows) == 2 * 2 * 3 and list(rows.columns[:5]) == list(run)
+    ann = rows[(rows["name"] == "Ann Lee")].drop_duplicates("probe").set_index("probe")
+    assert ann.at["name_last_only", "identified"] == "True" and ann.at["exact", "identified"] == "False"
+    assert ann.at["name_first_only", "identified"] == ""      # not applicable to her: neither found nor missed
+    assert ann.at["exact", "kept_sharing_last"] == "Tom Lee" and ann.at["exact", "kept_sharing_first"] == "Ann Rice"
+    bo = rows[rows["name"] == "Bo Marsh"].iloc[0]
+    assert bo["kept_sharing_first"] == "" and bo["kept_sharing_last"] == ""
+    assert "Cy Dunn" not in set(rows["name"])
