@@ -34,7 +34,8 @@ from safetensors.torch import load_file
 
 from pipeline.attack.idia import predict_names
 from pipeline.audit.variants import name_parts, name_sharers
-from pipeline.audit.run import EMBEDDINGS_FILE, PROBES_FILE, probe_table, split_tables, tower_embeddings
+from pipeline.audit.run import (EMBEDDINGS_FILE, NOT_APPLICABLE, PROBES_FILE, probe_table, split_tables,
+                                tower_embeddings)
 from pipeline.audit.summary import probe_summary
 from pipeline.core.defense_params import image_config_from_dict, text_config_from_dict
 from pipeline.core.errors import PipelineError
@@ -249,7 +250,7 @@ def write_people(path: Path, run: dict, probes: pd.DataFrame, removed: list[str]
         for probe in probes.columns[1:]:
             correct = int(table.at[name, probe])
             rows.append({**run, "name": name, "probe": probe, "correct_templates": correct,
-                         "identified": correct >= tau if correct >= 0 else None,
+                         "identified": None if correct == NOT_APPLICABLE else correct >= tau,
                          "kept_sharing_first": "; ".join(same_first), "kept_sharing_last": "; ".join(same_last)})
     df = pd.DataFrame(rows)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -272,9 +273,11 @@ def summarise(path: Path, pool: str, tower: str) -> None:
         print(f"trained variant families (hardened): {', '.join(TRAINED_VARIANTS)}; held out: {', '.join(HELD_OUT_VARIANTS)}")
     print(t.sums.T.to_string())
     print(t.costs.round(3).to_string())
-    # a CSV of one's own gets a figure of its own, so that it does not overwrite the committed one
+    # a CSV of one's own gets a figure of its own, so that it does not overwrite the committed one;
+    # one kept outside docs/ gets it beside itself, not among the README's figures
     stem = f"hardening_{tower}" if path == Path(DEFAULT_OUT[tower]) else path.stem
-    figure = Path("docs/figures") / f"{stem}_{pool}.png"
+    in_docs = path.resolve().parent == Path("docs").resolve()
+    figure = (Path("docs/figures") if in_docs else path.parent) / f"{stem}_{pool}.png"
     plot_sums(t.sums, figure, f"{tower} defense, {pool} pool: removed people still identified (summed over removal seeds)")
     print(f"figure: {figure}")
 

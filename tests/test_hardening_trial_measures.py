@@ -52,3 +52,15 @@ def test_people_rows_say_who_is_found_by_which_probe_and_who_shares_the_name(scr
     bo = rows[rows["name"] == "Bo Marsh"].iloc[0]
     assert bo["kept_sharing_first"] == "" and bo["kept_sharing_last"] == ""
     assert "Cy Dunn" not in set(rows["name"])
+
+
+def test_a_summary_of_a_csv_outside_docs_draws_its_figure_beside_it(script, tmp_path, monkeypatch, capsys):
+    from pathlib import Path
+    root = Path(__file__).resolve().parents[1]
+    rows = pd.read_csv(root / "docs/hardening_trials_text_face.csv")
+    out = tmp_path / "mine.csv"
+    rows[rows["pool"] == "test"].to_csv(out, index=False)
+    monkeypatch.chdir(tmp_path)                    # no docs/ here: nothing may land in one
+    script.summarise(out, "test", "text")
+    assert (tmp_path / "mine_test.png").is_file() and not (tmp_path / "docs").exists()
+    assert f"figure: {tmp_path / 'mine_test.png'}" in capsys.readouterr().out
