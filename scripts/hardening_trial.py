@@ -4,6 +4,8 @@
     python scripts/hardening_trial.py --pool dev --ks 16 --seeds 0 1 --recipes hardened hardened-retain
     python scripts/hardening_trial.py --tower image --pool test --ks 4 --seeds 0 1 --recipes demo hardened
     python scripts/hardening_trial.py --tower both --pool test --ks 4 --seeds 0 1 --recipes paper hardened
+    python scripts/hardening_trial.py --recipe-file docs/trial_recipes.yaml --pool dev --ks 16 \
+        --seeds 3 4 5 6 7 8 --recipes partial-face-retain --people-out people.csv
 
 For each removal seed, K and recipe: trains the text (or image) defense in-process on the
 pipeline's base model (nothing is written into DVC's outputs), runs the audit's probes (exact,
@@ -13,6 +15,9 @@ transforms and the unseen photos) and the attack's collateral, and appends one r
 the text recipes on top of one image defense per removal set (`--image-recipe`, default
 `defend.image_recipe`), the combined model probed on both towers. At the end it prints, summed over the seeds, how many removed people
 each probe family still identifies, per recipe and K.
+`--recipe-file`: more text recipes, written in a YAML file before their runs (docs/trial_recipes.yaml);
+`--people-out`: one row per removed person and probe, with the kept candidates who share the
+person's first or last name (is a partial-name residual on a shared name?).
 
 Needs `dvc repro idia_before audit_base utility_before` first (the base model, the splits, the attack on it, the base model's
 probe table and embeddings, the zero-shot baseline). The recipes are fixed here, before any
