@@ -93,6 +93,13 @@ def main() -> None:
         return summarise(args.out, args.pool, args.tower)
 
     p, audit, tau = load_params("defend"), load_params("audit"), load_params("idia_before")["tau"]
+    # the recipes first: a wrong name fails before any table or model is read
+    try:
+        recipes = load_trial_recipes(args.recipe_file, p["text"])
+    except PipelineError as e:
+        ap.error(str(e))
+    if args.tower in ("text", "both") and set(args.recipes) - set(recipes):
+        ap.error(f"text recipes: {', '.join(recipes)}")
     device = resolve_device(args.device, "--device")
     select_attention_kernel(device)
     torch.set_num_threads(p["threads"])
@@ -108,12 +115,6 @@ def main() -> None:
     # the untouched tower's embeddings come from the base model's audit (none is untouched in both)
     reuse = None if args.tower == "both" else tower_embeddings(load_file(str(AUDIT_BASE / EMBEDDINGS_FILE)),
                                                                "photos" if args.tower == "text" else "texts")
-    try:
-        recipes = load_trial_recipes(args.recipe_file, p["text"])
-    except PipelineError as e:
-        ap.error(str(e))
-    if args.tower in ("text", "both") and set(args.recipes) - set(recipes):
-        ap.error(f"text recipes: {', '.join(recipes)}")
     image_recipe = args.image_recipe or p["image_recipe"]
     if args.tower == "both" and image_recipe not in p["image_recipes"]:
         ap.error(f"--image-recipe {image_recipe!r}: not a key of defend.image_recipes ({', '.join(p['image_recipes'])})")
@@ -216,7 +217,7 @@ def main() -> None:
                     fh.flush()
                     rows.append(row)
                     if args.people_out:
-                        write_people(args.people_out, {k_: row[k_] for k_ in list(row)[:5]}, probes, removed, kept, tau)
+                        write_people(args.people_out, {key: row[key] for key in RUN_KEYS}, probes, removed, kept, tau)
 
     summarise(args.out, args.pool, args.tower)
 
@@ -240,6 +241,9 @@ def print_survivors(joined: pd.DataFrame, kept: list[str]) -> None:
         shares = name_sharers([r.name], kept)
         print(f"  still identified: {r.name} ({r.correct_after}/{r.correct_before} templates, "
               f"{r.count} captions; shares a name part with: {', '.join(shares) or 'nobody'})", flush=True)
+
+
+RUN_KEYS = ("tower", "pool", "removal_seed", "k", "recipe")   # what names a run in --out and --people-out
 
 
 def write_people(path: Path, run: dict, probes: pd.DataFrame, removed: list[str], kept: list[str], tau: int) -> None:
